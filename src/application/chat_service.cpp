@@ -1,0 +1,303 @@
+#include "application/chat_service.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <boost/asio/this_coro.hpp>
+
+#include "application/run_executor.hpp"
+
+namespace chat::app {
+
+using domain::Error;
+using domain::Result;
+using domain::RunStatus;
+
+std::size_t utf8_length(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::string trim(std::string_view s) {
+  auto is_space = [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  std::size_t b = 0, e = s.size();
+  while (b < e && is_space(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && is_space(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+bool is_uuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(s[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Path ids: anything that is not a UUID addresses nothing (404, never 500).
+std::optional<std::string> normalize_id(const std::string& id) {
+  if (!is_uuid(id)) return std::nullopt;
+  return lower(id);
+}
+
+}  // namespace
+
+Task<Result<CreateUserOutcome>> ChatService::create_user(std::string name) {
+  name = trim(name);
+  if (name.empty()) co_return domain::invalid("name", "name must not be blank");
+  if (utf8_length(name) > limits_.max_name_chars)
+    co_return domain::invalid("name", "name must be at most " +
+                                          std::to_string(limits_.max_name_chars) + " characters");
+  const auto now = clock_.now();
+  co_return co_await db_.write([&](WriteTx& tx) -> CreateUserOutcome {
+    auto& users = tx.repos().users;
+    if (auto existing = users.find_by_name(name)) return {*existing, false};
+    return {users.insert(name, now), true};
+  });
+}
+
+Task<Result<domain::User>> ChatService::get_user(std::int64_t user_id) {
+  auto u = co_await db_.read([&](domain::Repositories& r) { return r.users.find(user_id); });
+  if (!u) co_return domain::not_found("User not found");
+  co_return *u;
+}
+
+Task<Result<ThreadPage>> ChatService::list_user_threads(std::int64_t user_id,
+                                                        std::optional<std::string> before,
+                                                        int limit) {
+  if (limit < 1 || limit > 200) co_return domain::invalid("limit", "limit must be 1 to 200");
+  if (before) {
+    if (!is_uuid(*before)) co_return domain::invalid("before", "before must be a thread id");
+    before = lower(*before);
+  }
+  auto page = co_await db_.read([&](domain::Repositories& r) -> std::optional<ThreadPage> {
+    if (!r.users.find(user_id)) return std::nullopt;
+    ThreadPage p;
+    p.threads = r.threads.list_by_user(user_id, before, limit + 1);
+    if (p.threads.size() > static_cast<std::size_t>(limit)) {
+      p.threads.resize(static_cast<std::size_t>(limit));
+      p.next = p.threads.back().id;
+    }
+    return p;
+  });
+  if (!page) co_return domain::not_found("User not found");
+  co_return std::move(*page);
+}
+
+Task<Result<domain::Thread>> ChatService::create_thread(std::int64_t user_id,
+                                                        std::optional<std::string> title) {
+  if (title && utf8_length(*title) > limits_.max_title_chars)
+    co_return domain::invalid("title", "title must be at most " +
+                                           std::to_string(limits_.max_title_chars) + " characters");
+  domain::Thread t{ids_.uuid(), user_id, std::move(title), clock_.now()};
+  const bool ok = co_await db_.write([&](WriteTx& tx) {
+    if (!tx.repos().users.find(user_id)) return false;
+    tx.repos().threads.insert(t);
+    return true;
+  });
+  if (!ok) co_return domain::not_found("User not found");
+  co_return t;
+}
+
+Task<Result<ThreadDetail>> ChatService::get_thread(std::string thread_id) {
+  auto id = normalize_id(thread_id);
+  if (!id) co_return domain::not_found("Thread not found");
+  auto d = co_await db_.read([&](domain::Repositories& r) -> std::optional<ThreadDetail> {
+    auto t = r.threads.find(*id);
+    if (!t) return std::nullopt;
+    return ThreadDetail{*t, r.messages.list_by_thread(*id)};
+  });
+  if (!d) co_return domain::not_found("Thread not found");
+  co_return std::move(*d);
+}
+
+Task<Result<std::vector<domain::Run>>> ChatService::list_thread_runs(std::string thread_id) {
+  auto id = normalize_id(thread_id);
+  if (!id) co_return domain::not_found("Thread not found");
+  auto runs = co_await db_.read(
+      [&](domain::Repositories& r) -> std::optional<std::vector<domain::Run>> {
+        if (!r.threads.find(*id)) return std::nullopt;
+        return r.runs.list_by_thread(*id);
+      });
+  if (!runs) co_return domain::not_found("Thread not found");
+  co_return std::move(*runs);
+}
+
+Task<Result<bool>> ChatService::delete_thread(std::string thread_id) {
+  auto id = normalize_id(thread_id);
+  if (!id) co_return domain::not_found("Thread not found");
+  auto runs = co_await list_thread_runs(*id);
+  if (!runs) co_return runs.error();
+  // Active runs are canceled first, so no executor writes into a deleted thread.
+  for (const auto& run : runs.value())
+    if (!domain::is_terminal(run.status)) co_await cancel_run(run.id);
+  const bool removed =
+      co_await db_.write([&](WriteTx& tx) { return tx.repos().threads.remove(*id); });
+  if (!removed) co_return domain::not_found("Thread not found");
+  co_return true;
+}
+
+Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std::string content,
+                                                      std::optional<std::string> key) {
+  auto id = normalize_id(thread_id);
+  if (!id) co_return domain::not_found("Thread not found");
+  if (trim(content).empty()) co_return domain::invalid("content", "content must not be blank");
+  if (content.size() > limits_.max_content_bytes)
+    co_return domain::invalid("content", "content must be at most " +
+                                             std::to_string(limits_.max_content_bytes) +
+                                             " bytes");
+  if (key && (key->empty() || key->size() > limits_.max_idempotency_key))
+    co_return domain::invalid("Idempotency-Key", "Idempotency-Key must be 1 to " +
+                                                     std::to_string(limits_.max_idempotency_key) +
+                                                     " characters");
+  const auto now = clock_.now();
+  PostedMessage fresh{ids_.uuid(), ids_.uuid(), *id, RunStatus::queued};
+  auto posted = co_await db_.write([&](WriteTx& tx) -> std::optional<PostedMessage> {
+    auto& r = tx.repos();
+    if (!r.threads.find(*id)) return std::nullopt;
+    if (key) {
+      if (auto stored = r.idempotency.find(*id, *key)) {
+        const auto sp = stored->find(' ');
+        return PostedMessage{stored->substr(0, sp), stored->substr(sp + 1), *id,
+                             RunStatus::queued};
+      }
+    }
+    r.runs.insert(domain::Run{fresh.run_id, *id, fresh.message_id, RunStatus::queued, now,
+                              std::nullopt, std::nullopt, std::nullopt, 0});
+    r.messages.insert(
+        domain::Message{fresh.message_id, *id, domain::Role::user, content, now, fresh.run_id});
+    if (key) r.idempotency.insert(*id, *key, fresh.run_id + " " + fresh.message_id, now);
+    tx.after_commit([this, fresh] { scheduler_.enqueue(fresh.thread_id, fresh.run_id); });
+    return fresh;
+  });
+  if (!posted) co_return domain::not_found("Thread not found");
+  co_return std::move(*posted);
+}
+
+Task<Result<domain::Run>> ChatService::get_run(std::string run_id) {
+  auto id = normalize_id(run_id);
+  if (!id) co_return domain::not_found("Run not found");
+  auto run = co_await db_.read([&](domain::Repositories& r) { return r.runs.find(*id); });
+  if (!run) co_return domain::not_found("Run not found");
+  co_return std::move(*run);
+}
+
+Task<Result<RunStatus>> ChatService::cancel_run(std::string run_id) {
+  auto run = co_await get_run(std::move(run_id));
+  if (!run) co_return run.error();
+  if (domain::is_terminal(run->status)) co_return run->status;
+  if (run->status == RunStatus::queued) {
+    const auto now = clock_.now();
+    const std::string id = run->id;
+    auto status = co_await db_.write([&](WriteTx& tx) -> std::optional<RunStatus> {
+      auto& r = tx.repos();
+      auto cur = r.runs.find(id);
+      if (!cur) return std::nullopt;
+      if (cur->status != RunStatus::queued) return cur->status;
+      r.runs.finish(id, RunStatus::canceled, now, std::nullopt);
+      append_and_publish(tx, hub_,
+                         terminal_events(id, cur->last_seq, RunStatus::canceled, "", "", "", now));
+      return RunStatus::canceled;
+    });
+    if (!status) co_return domain::not_found("Run not found");
+    if (*status == RunStatus::canceled) {
+      scheduler_.remove_queued(run->thread_id, id);
+      co_return RunStatus::canceled;
+    }
+    if (domain::is_terminal(*status)) co_return *status;
+    run->status = *status;
+  }
+  co_return co_await cancel_running(run.value());
+}
+
+// Signals the executor and waits (bounded) for the run's `done`, so the answer tells the truth.
+Task<RunStatus> ChatService::cancel_running(const domain::Run& run) {
+  auto ex = co_await boost::asio::this_coro::executor;
+  auto sub = hub_.subscribe(run.id, ex, 1 << 16);
+  scheduler_.request_cancel(run.id);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::vector<EventPtr> got;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto cur = co_await get_run(run.id);
+    if (!cur) co_return RunStatus::canceled;  // deleted meanwhile
+    if (domain::is_terminal(cur->status)) co_return cur->status;
+    co_await sub->wait(std::chrono::milliseconds(250));
+    got.clear();
+    sub->drain(got);
+  }
+  co_return RunStatus::canceled;  // requested; the executor (or recovery) will finish it
+}
+
+Task<Result<StreamOpen>> ChatService::open_stream(std::string run_id, std::int64_t after_seq,
+                                                  boost::asio::any_io_executor ex) {
+  auto id = normalize_id(run_id);
+  if (!id) co_return domain::not_found("Run not found");
+  // Subscribe before reading: whatever commits after this point arrives live, whatever
+  // committed before is in the stored backlog; the stream drops the overlap by seq.
+  auto sub = hub_.subscribe(*id, std::move(ex), limits_.subscriber_queue);
+  auto run = co_await db_.read([&](domain::Repositories& r) { return r.runs.find(*id); });
+  if (!run) co_return domain::not_found("Run not found");
+  StreamOpen out;
+  if (domain::is_terminal(run->status) && run->last_seq <= after_seq) co_return out;
+  out.stream.emplace(db_, std::move(sub), *id, std::max<std::int64_t>(0, after_seq));
+  co_return out;
+}
+
+Task<RunEventStream::Step> RunEventStream::next(std::chrono::steady_clock::duration idle_timeout) {
+  constexpr int kPage = 1000;
+  if (ended_) co_return Step{StepKind::end, {}};
+  bool waited = false;
+  for (;;) {
+    if (replaying_) {
+      auto page = co_await db_->read([&](domain::Repositories& r) {
+        return r.events.list_after(run_id_, last_sent_, kPage);
+      });
+      if (page.size() < static_cast<std::size_t>(kPage)) replaying_ = false;
+      if (!page.empty()) {
+        Step s{StepKind::events, {}};
+        s.events.reserve(page.size());
+        for (auto& e : page) {
+          if (e.type == domain::EventType::done) ended_ = true;
+          s.events.push_back(std::make_shared<const domain::RunEvent>(std::move(e)));
+        }
+        last_sent_ = s.events.back()->seq;
+        co_return s;
+      }
+    }
+    live_.clear();
+    sub_->drain(live_);
+    Step s{StepKind::events, {}};
+    for (auto& e : live_) {
+      if (e->seq <= last_sent_) continue;  // already replayed
+      if (e->seq != last_sent_ + 1) {      // cannot happen with subscribe-first; be safe
+        replaying_ = true;
+        break;
+      }
+      last_sent_ = e->seq;
+      if (e->type == domain::EventType::done) ended_ = true;
+      s.events.push_back(std::move(e));
+    }
+    live_.clear();
+    if (!s.events.empty()) co_return s;
+    if (replaying_) continue;
+    if (sub_->closed()) co_return Step{StepKind::overflow, {}};
+    if (waited) co_return Step{StepKind::idle, {}};
+    co_await sub_->wait(idle_timeout);
+    waited = true;
+  }
+}
+
+}  // namespace chat::app

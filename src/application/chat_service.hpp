@@ -1,0 +1,143 @@
+#pragma once
+/// The use cases of the chat API: users, threads, messages and runs, cancel, and the run event
+/// stream. Free of HTTP and SQL: they speak domain values and Result<T>; the web layer maps
+/// them to HTTP.
+///
+/// Thread safety: all members may be called concurrently from any I/O thread. Each call's
+/// database work runs on the database's threads, never on the caller's.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "application/database.hpp"
+#include "application/event_hub.hpp"
+#include "application/ports.hpp"
+#include "application/run_scheduler.hpp"
+#include "application/task.hpp"
+#include "domain/errors.hpp"
+
+namespace chat::app {
+
+struct Limits {
+  std::size_t max_content_bytes = 32768;
+  std::size_t max_name_chars = 120;
+  std::size_t max_title_chars = 200;
+  std::size_t max_idempotency_key = 255;
+  std::size_t subscriber_queue = 4096;
+};
+
+struct CreateUserOutcome {
+  domain::User user;
+  bool created = false;  ///< false: a user of that name exists, `user` is that one
+};
+
+struct ThreadPage {
+  std::vector<domain::Thread> threads;
+  std::optional<std::string> next;
+};
+
+struct ThreadDetail {
+  domain::Thread thread;
+  std::vector<domain::Message> messages;
+};
+
+struct PostedMessage {
+  std::string run_id;
+  std::string message_id;
+  std::string thread_id;
+  domain::RunStatus status = domain::RunStatus::queued;
+};
+
+/// A live view of a run's event log from a resume point: the stored backlog, then live events,
+/// contiguous, without gaps or duplicates. Owned by one coroutine on the executor it was opened
+/// with.
+class RunEventStream {
+ public:
+  enum class StepKind {
+    events,    ///< `events` holds the next events (contiguous seqs)
+    idle,      ///< nothing happened for the ping interval
+    end,       ///< the `done` event was delivered; nothing more will come
+    overflow,  ///< the subscriber fell too far behind and must be disconnected
+  };
+  struct Step {
+    StepKind kind = StepKind::idle;
+    std::vector<EventPtr> events;
+  };
+
+  RunEventStream(Database& db, SubscriptionHandle sub, std::string run_id, std::int64_t after)
+      : db_(&db), sub_(std::move(sub)), run_id_(std::move(run_id)), last_sent_(after) {}
+
+  Task<Step> next(std::chrono::steady_clock::duration idle_timeout);
+  std::int64_t last_sent() const { return last_sent_; }
+
+ private:
+  Database* db_;
+  SubscriptionHandle sub_;
+  std::string run_id_;
+  std::int64_t last_sent_;
+  bool replaying_ = true;  ///< reading stored events; live events wait in the subscription
+  bool ended_ = false;
+  std::vector<EventPtr> live_;
+};
+
+struct StreamOpen {
+  /// Empty when the run has ended and the resume point is at or past its `done` event.
+  std::optional<RunEventStream> stream;
+};
+
+class ChatService {
+ public:
+  ChatService(Database& db, EventHub& hub, RunScheduler& scheduler, Clock& clock,
+              IdGenerator& ids, Limits limits)
+      : db_(db), hub_(hub), scheduler_(scheduler), clock_(clock), ids_(ids), limits_(limits) {}
+
+  Task<domain::Result<CreateUserOutcome>> create_user(std::string name);
+  Task<domain::Result<domain::User>> get_user(std::int64_t user_id);
+  Task<domain::Result<ThreadPage>> list_user_threads(std::int64_t user_id,
+                                                     std::optional<std::string> before, int limit);
+
+  Task<domain::Result<domain::Thread>> create_thread(std::int64_t user_id,
+                                                     std::optional<std::string> title);
+  Task<domain::Result<ThreadDetail>> get_thread(std::string thread_id);
+  Task<domain::Result<bool>> delete_thread(std::string thread_id);
+  Task<domain::Result<std::vector<domain::Run>>> list_thread_runs(std::string thread_id);
+
+  /// Stores the user message and a queued run in one transaction. With an idempotency key,
+  /// a repeat on the same thread returns the first response and creates nothing.
+  Task<domain::Result<PostedMessage>> post_message(std::string thread_id, std::string content,
+                                                   std::optional<std::string> idempotency_key);
+
+  Task<domain::Result<domain::Run>> get_run(std::string run_id);
+  /// Returns the run's status afterwards: `canceled`, or the status it had already ended with.
+  Task<domain::Result<domain::RunStatus>> cancel_run(std::string run_id);
+
+  /// Subscribes first, then replays: see RunEventStream.
+  Task<domain::Result<StreamOpen>> open_stream(std::string run_id, std::int64_t after_seq,
+                                               boost::asio::any_io_executor ex);
+
+  const Limits& limits() const { return limits_; }
+
+ private:
+  Task<domain::RunStatus> cancel_running(const domain::Run& run);
+
+  Database& db_;
+  EventHub& hub_;
+  RunScheduler& scheduler_;
+  Clock& clock_;
+  IdGenerator& ids_;
+  Limits limits_;
+};
+
+/// Number of Unicode code points in valid UTF-8 `s` (invalid bytes count one each).
+std::size_t utf8_length(std::string_view s);
+/// `s` without leading and trailing ASCII/Unicode-common whitespace.
+std::string trim(std::string_view s);
+/// True for a lowercase or uppercase canonical UUID string.
+bool is_uuid(std::string_view s);
+
+}  // namespace chat::app

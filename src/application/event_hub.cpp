@@ -1,0 +1,145 @@
+#include "application/event_hub.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace chat::app {
+
+Subscription::Subscription(boost::asio::any_io_executor ex, std::string run_id,
+                           std::size_t capacity)
+    : timer_(std::move(ex)), run_id_(std::move(run_id)), capacity_(capacity) {}
+
+void Subscription::drain(std::vector<EventPtr>& out) {
+  std::lock_guard lock(mu_);
+  out.insert(out.end(), std::make_move_iterator(queue_.begin()),
+             std::make_move_iterator(queue_.end()));
+  queue_.clear();
+}
+
+bool Subscription::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
+}
+
+bool Subscription::overflowed() const {
+  std::lock_guard lock(mu_);
+  return overflowed_;
+}
+
+// Wakes the owner only if it is parked in wait(); the cancel runs on the owner's executor, so
+// it cannot slip in between the owner's check of the queue and the start of its timer wait.
+void Subscription::wake_locked() {
+  if (!waiting_) return;
+  waiting_ = false;
+  boost::asio::post(timer_.get_executor(),
+                    [self = shared_from_this()] { self->timer_.cancel(); });
+}
+
+void Subscription::push(const EventPtr& e) {
+  std::lock_guard lock(mu_);
+  if (closed_) return;
+  if (queue_.size() >= capacity_) {
+    overflowed_ = true;
+    closed_ = true;
+    queue_.clear();
+  } else {
+    queue_.push_back(e);
+  }
+  wake_locked();
+}
+
+void Subscription::close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  wake_locked();
+}
+
+Task<void> Subscription::wait(std::chrono::steady_clock::duration timeout) {
+  {
+    std::lock_guard lock(mu_);
+    if (!queue_.empty() || closed_) co_return;
+    waiting_ = true;
+  }
+  timer_.expires_after(timeout);
+  boost::system::error_code ec;
+  co_await timer_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  std::lock_guard lock(mu_);
+  waiting_ = false;
+}
+
+SubscriptionHandle& SubscriptionHandle::operator=(SubscriptionHandle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    hub_ = o.hub_;
+    sub_ = std::move(o.sub_);
+  }
+  return *this;
+}
+
+SubscriptionHandle::~SubscriptionHandle() { reset(); }
+
+void SubscriptionHandle::reset() {
+  if (hub_ && sub_) hub_->unsubscribe(sub_);
+  sub_.reset();
+}
+
+SubscriptionHandle EventHub::subscribe(const std::string& run_id, boost::asio::any_io_executor ex,
+                                       std::size_t capacity) {
+  auto s = std::make_shared<Subscription>(std::move(ex), run_id,
+                                          capacity ? capacity : default_capacity_);
+  std::lock_guard lock(mu_);
+  subs_[run_id].push_back(s);
+  ++count_;
+  return SubscriptionHandle(this, std::move(s));
+}
+
+void EventHub::unsubscribe(const std::shared_ptr<Subscription>& s) {
+  std::lock_guard lock(mu_);
+  if (s->overflowed()) ++overflows_;
+  auto it = subs_.find(s->run_id());
+  if (it == subs_.end()) return;
+  auto& v = it->second;
+  auto pos = std::find(v.begin(), v.end(), s);
+  if (pos == v.end()) return;
+  *pos = std::move(v.back());
+  v.pop_back();
+  --count_;
+  if (v.empty()) subs_.erase(it);
+}
+
+void EventHub::publish(const EventPtr& e) {
+  std::lock_guard lock(mu_);
+  auto it = subs_.find(e->run_id);
+  if (it == subs_.end()) return;
+  for (auto& s : it->second) s->push(e);
+}
+
+void EventHub::publish(const std::vector<EventPtr>& events) {
+  std::lock_guard lock(mu_);
+  for (const auto& e : events) {
+    auto it = subs_.find(e->run_id);
+    if (it == subs_.end()) continue;
+    for (auto& s : it->second) s->push(e);
+  }
+}
+
+void EventHub::close_all() {
+  std::lock_guard lock(mu_);
+  for (auto& [run, v] : subs_)
+    for (auto& s : v) s->close();
+}
+
+std::size_t EventHub::subscriber_count() const {
+  std::lock_guard lock(mu_);
+  return count_;
+}
+
+std::uint64_t EventHub::overflow_count() const {
+  std::lock_guard lock(mu_);
+  return overflows_;
+}
+
+}  // namespace chat::app

@@ -1,0 +1,230 @@
+#include "application/run_executor.hpp"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "application/run_scheduler.hpp"
+#include "domain/json_text.hpp"
+
+namespace chat::app {
+namespace {
+
+using domain::EventType;
+using domain::RunEvent;
+using domain::RunStatus;
+
+std::string status_json(RunStatus s) {
+  return std::string("{\"status\":\"") + std::string(domain::to_string(s)) + "\"}";
+}
+
+class ExecutorSink final : public EngineSink {
+ public:
+  ExecutorSink(Database& db, EventHub& hub, Clock& clock, RunControl& ctl, std::string run_id,
+               std::int64_t seq)
+      : db_(db), hub_(hub), clock_(clock), ctl_(ctl), run_id_(std::move(run_id)), seq_(seq) {}
+
+  Task<void> tool_start(const std::string& tool, const std::string& input_json) override {
+    std::string data = "{\"tool\":";
+    domain::append_json_string(data, tool);
+    data += ",\"input\":" + (input_json.empty() ? std::string("{}") : input_json) + "}";
+    co_await append(EventType::tool_start, std::move(data));
+  }
+
+  Task<void> tool_end(const std::string& tool, const std::string& output_json) override {
+    std::string data = "{\"tool\":";
+    domain::append_json_string(data, tool);
+    data += ",\"output\":" + (output_json.empty() ? std::string("{}") : output_json) + "}";
+    co_await append(EventType::tool_end, std::move(data));
+  }
+
+  Task<void> token(const std::string& text) override {
+    if (text.empty()) co_return;
+    std::string clean = domain::sanitize_utf8(text);
+    std::string data = "{\"text\":";
+    domain::append_json_string(data, clean);
+    data += "}";
+    co_await append(EventType::token, std::move(data));
+    text_ += clean;
+  }
+
+  Task<void> sleep(std::chrono::milliseconds d) override {
+    if (canceled() || d.count() <= 0) co_return;
+    ctl_.sleep_timer.expires_after(d);
+    boost::system::error_code ec;
+    co_await ctl_.sleep_timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+
+  bool canceled() const override { return ctl_.cancel_requested.load(); }
+
+  void on_cancel(std::function<void()> f) override { ctl_.cancel_hook = std::move(f); }
+
+  std::int64_t seq() const { return seq_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  Task<void> append(EventType type, std::string data) {
+    RunEvent e{run_id_, seq_ + 1, type, std::move(data), clock_.now()};
+    co_await db_.write([&](WriteTx& tx) { append_and_publish(tx, hub_, {e}); });
+    ++seq_;
+  }
+
+  Database& db_;
+  EventHub& hub_;
+  Clock& clock_;
+  RunControl& ctl_;
+  std::string run_id_;
+  std::int64_t seq_;
+  std::string text_;
+};
+
+struct Started {
+  domain::Run run;
+  std::vector<domain::Message> history;
+  std::int64_t seq = 0;
+};
+
+}  // namespace
+
+std::vector<RunEvent> terminal_events(const std::string& run_id, std::int64_t last_seq,
+                                      RunStatus status, const std::string& reply_text,
+                                      const std::string& message_id, const std::string& error,
+                                      domain::Timestamp at) {
+  std::vector<RunEvent> out;
+  auto add = [&](EventType t, std::string data) {
+    out.push_back(RunEvent{run_id, last_seq + static_cast<std::int64_t>(out.size()) + 1, t,
+                           std::move(data), at});
+  };
+  if (status == RunStatus::done) {
+    std::string d = "{\"text\":";
+    domain::append_json_string(d, reply_text);
+    d += ",\"message_id\":";
+    domain::append_json_string(d, message_id);
+    d += "}";
+    add(EventType::final_, std::move(d));
+  } else if (status == RunStatus::canceled) {
+    add(EventType::canceled, "{\"reason\":\"canceled\"}");
+  } else {
+    std::string d = "{\"error\":";
+    domain::append_json_string(d, error);
+    d += "}";
+    add(EventType::error, std::move(d));
+  }
+  add(EventType::state, status_json(status));
+  add(EventType::done, status_json(status));
+  return out;
+}
+
+void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<RunEvent> events) {
+  std::vector<EventPtr> ptrs;
+  ptrs.reserve(events.size());
+  for (auto& e : events) {
+    tx.repos().events.append(e);
+    ptrs.push_back(std::make_shared<const RunEvent>(std::move(e)));
+  }
+  tx.after_commit([&hub, ptrs = std::move(ptrs)] { hub.publish(ptrs); });
+}
+
+Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> ctl) {
+  std::optional<Started> started;
+  try {
+    const auto now = clock_.now();
+    started = co_await db_.write([&](WriteTx& tx) -> std::optional<Started> {
+      auto& r = tx.repos();
+      if (!r.runs.mark_running(run_id, now)) return std::nullopt;
+      auto run = r.runs.find(run_id);
+      if (!run) return std::nullopt;
+      Started s{*run, {}, run->last_seq};
+      for (auto& m : r.messages.list_by_thread(run->thread_id)) {
+        const bool mine = m.id == run->message_id;
+        s.history.push_back(std::move(m));
+        if (mine) break;
+      }
+      append_and_publish(tx, hub_,
+                         {RunEvent{run_id, s.seq + 1, EventType::state,
+                                   status_json(RunStatus::running), now}});
+      s.seq += 1;
+      return s;
+    });
+  } catch (const std::exception& e) {
+    log_.error("run " + run_id + ": could not start: " + e.what());
+    co_return;
+  }
+  if (!started) co_return;  // canceled (or deleted) before it started
+
+  ExecutorSink sink(db_, hub_, clock_, *ctl, run_id, started->seq);
+  RunStatus status = RunStatus::done;
+  std::string error;
+  try {
+    EngineRequest req{run_id, std::move(started->history)};
+    co_await engine_.run(req, sink);
+    if (sink.canceled()) status = RunStatus::canceled;
+  } catch (const std::exception& e) {
+    if (sink.canceled()) {
+      status = RunStatus::canceled;
+    } else {
+      status = RunStatus::error;
+      error = e.what();
+      if (error.empty()) error = "engine failed";
+    }
+  }
+  ctl->cancel_hook = nullptr;
+
+  // Finalize: terminal events, status and assistant message in one transaction. Retried a few
+  // times: a run left `running` would otherwise wait for the next start-up's recovery.
+  const std::string message_id = ids_.uuid();
+  for (int attempt = 0;; ++attempt) {
+    try {
+      const auto now = clock_.now();
+      co_await db_.write([&](WriteTx& tx) {
+        auto& r = tx.repos();
+        const std::optional<std::string> err =
+            status == RunStatus::error ? std::optional<std::string>(error) : std::nullopt;
+        if (!r.runs.finish(run_id, status, now, err)) return;
+        const bool keep_reply =
+            status == RunStatus::done || (status == RunStatus::canceled && !sink.text().empty());
+        if (keep_reply)
+          r.messages.insert(domain::Message{message_id, started->run.thread_id,
+                                            domain::Role::assistant, sink.text(), now, run_id});
+        append_and_publish(tx, hub_,
+                           terminal_events(run_id, sink.seq(), status, sink.text(), message_id,
+                                           error, now));
+      });
+      co_return;
+    } catch (const std::exception& e) {
+      log_.error("run " + run_id + ": could not finalize (attempt " +
+                 std::to_string(attempt + 1) + "): " + e.what());
+      if (attempt >= 4) co_return;
+    }
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    t.expires_after(std::chrono::milliseconds(200 << attempt));
+    boost::system::error_code ec;
+    co_await t.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+}
+
+Task<std::vector<std::pair<std::string, std::string>>> RunExecutor::recover() {
+  const auto now = clock_.now();
+  const auto lost = co_await db_.write([&](WriteTx& tx) {
+    auto& r = tx.repos();
+    std::size_t n = 0;
+    for (const auto& run : r.runs.list_by_status(RunStatus::running)) {
+      if (!r.runs.finish(run.id, RunStatus::error, now, std::string("executor lost"))) continue;
+      append_and_publish(tx, hub_,
+                         terminal_events(run.id, run.last_seq, RunStatus::error, "", "",
+                                         "executor lost", now));
+      ++n;
+    }
+    return n;
+  });
+  if (lost > 0) log_.warn("finalized " + std::to_string(lost) + " run(s) as executor lost");
+  co_return co_await db_.read([](domain::Repositories& r) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& run : r.runs.list_by_status(RunStatus::queued))
+      out.emplace_back(run.thread_id, run.id);
+    return out;
+  });
+}
+
+}  // namespace chat::app

@@ -1,0 +1,54 @@
+#pragma once
+/// Executes one run: marks it running, drives the engine, appends every event through the
+/// group-committed writer (the executor owns the run while it executes, so it assigns `seq`
+/// itself), and finalizes it — terminal events, final status and assistant message in one
+/// transaction.
+///
+/// Thread safety: one RunExecutor serves all runs; `execute` coroutines run on their run's
+/// strand. Cancellation: through the RunControl (see run_scheduler.hpp).
+
+#include <memory>
+#include <string>
+
+#include "application/database.hpp"
+#include "application/event_hub.hpp"
+#include "application/ports.hpp"
+#include "application/task.hpp"
+
+namespace chat::app {
+
+struct RunControl;
+
+/// Builds the events of a run's ending, with seqs after `last_seq`.
+std::vector<domain::RunEvent> terminal_events(const std::string& run_id, std::int64_t last_seq,
+                                              domain::RunStatus status,
+                                              const std::string& reply_text,
+                                              const std::string& message_id,
+                                              const std::string& error, domain::Timestamp at);
+
+/// Appends `events` in `tx` and publishes them to `hub` once the batch commits.
+void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<domain::RunEvent> events);
+
+class RunExecutor {
+ public:
+  RunExecutor(Database& db, EventHub& hub, Engine& engine, Clock& clock, IdGenerator& ids,
+              Logger& log)
+      : db_(db), hub_(hub), engine_(engine), clock_(clock), ids_(ids), log_(log) {}
+
+  /// Never throws; failures end the run with `error` (or are logged if even that fails).
+  Task<void> execute(std::string run_id, std::shared_ptr<RunControl> ctl);
+
+  /// At start-up: every run left `running` by a dead process is finalized `error`
+  /// ("executor lost"). Returns the queued runs (thread_id, run_id) in creation order.
+  Task<std::vector<std::pair<std::string, std::string>>> recover();
+
+ private:
+  Database& db_;
+  EventHub& hub_;
+  Engine& engine_;
+  Clock& clock_;
+  IdGenerator& ids_;
+  Logger& log_;
+};
+
+}  // namespace chat::app

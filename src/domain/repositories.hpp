@@ -1,0 +1,92 @@
+#pragma once
+/// Repository interfaces: synchronous, backend-neutral. An implementation is bound to one
+/// database connection and is used by one thread at a time (the database adapter runs each job
+/// on its own thread, inside a transaction it manages). Failures of the backend are exceptions.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "domain/entities.hpp"
+
+namespace chat::domain {
+
+class UserRepository {
+ public:
+  virtual ~UserRepository() = default;
+  /// Inserts and returns the user with its new id.
+  virtual User insert(const std::string& name, Timestamp created_at) = 0;
+  virtual std::optional<User> find(std::int64_t id) = 0;
+  virtual std::optional<User> find_by_name(const std::string& name) = 0;
+};
+
+class ThreadRepository {
+ public:
+  virtual ~ThreadRepository() = default;
+  virtual void insert(const Thread& t) = 0;
+  virtual std::optional<Thread> find(const std::string& id) = 0;
+  /// Newest first; `before` is a thread id (exclusive cursor). An unknown cursor gives nothing.
+  virtual std::vector<Thread> list_by_user(std::int64_t user_id,
+                                           const std::optional<std::string>& before,
+                                           int limit) = 0;
+  /// Removes the thread with its messages, runs and run events. False if it did not exist.
+  virtual bool remove(const std::string& id) = 0;
+};
+
+class MessageRepository {
+ public:
+  virtual ~MessageRepository() = default;
+  virtual void insert(const Message& m) = 0;
+  /// Conversation order: by run creation, each run's user message before its reply.
+  virtual std::vector<Message> list_by_thread(const std::string& thread_id) = 0;
+};
+
+class RunRepository {
+ public:
+  virtual ~RunRepository() = default;
+  virtual void insert(const Run& r) = 0;
+  /// With last_seq filled in.
+  virtual std::optional<Run> find(const std::string& id) = 0;
+  /// Oldest first, with last_seq.
+  virtual std::vector<Run> list_by_thread(const std::string& thread_id) = 0;
+  /// Runs in `status`, in creation order, across all threads.
+  virtual std::vector<Run> list_by_status(RunStatus status) = 0;
+  /// queued → running. False when the run is not queued (e.g. canceled meanwhile).
+  virtual bool mark_running(const std::string& id, Timestamp at) = 0;
+  /// Sets a terminal status. Only from queued or running; false otherwise.
+  virtual bool finish(const std::string& id, RunStatus status, Timestamp at,
+                      const std::optional<std::string>& error) = 0;
+};
+
+class RunEventRepository {
+ public:
+  virtual ~RunEventRepository() = default;
+  /// Appends one event; (run_id, seq) must be new.
+  virtual void append(const RunEvent& e) = 0;
+  /// Events with seq > after_seq, ascending, at most `limit`.
+  virtual std::vector<RunEvent> list_after(const std::string& run_id, std::int64_t after_seq,
+                                           int limit) = 0;
+  virtual std::int64_t last_seq(const std::string& run_id) = 0;
+};
+
+class IdempotencyRepository {
+ public:
+  virtual ~IdempotencyRepository() = default;
+  /// The stored response body of an earlier request with this key on this thread.
+  virtual std::optional<std::string> find(const std::string& thread_id, const std::string& key) = 0;
+  virtual void insert(const std::string& thread_id, const std::string& key,
+                      const std::string& response, Timestamp created_at) = 0;
+};
+
+/// The repositories of one connection, as a job sees them.
+struct Repositories {
+  UserRepository& users;
+  ThreadRepository& threads;
+  MessageRepository& messages;
+  RunRepository& runs;
+  RunEventRepository& events;
+  IdempotencyRepository& idempotency;
+};
+
+}  // namespace chat::domain

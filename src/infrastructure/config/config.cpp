@@ -1,0 +1,238 @@
+#include "config.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <optional>
+
+namespace chat::infra {
+namespace {
+
+struct Setting {
+  const char* flag;
+  const char* env;
+  const char* alt_env;
+  const char* help;
+  std::function<void(Config&, const std::string&, const std::string&)> apply;
+  bool is_switch = false;
+};
+
+std::int64_t parse_int(const std::string& v, const std::string& name, std::int64_t lo,
+                       std::int64_t hi) {
+  std::int64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size() || out < lo || out > hi)
+    throw ConfigError("invalid " + name + ": '" + v + "' (expected an integer from " +
+                      std::to_string(lo) + " to " + std::to_string(hi) + ")");
+  return out;
+}
+
+double parse_seconds(const std::string& v, const std::string& name, double lo) {
+  char* end = nullptr;
+  const double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || !(d >= lo) || d > 86400)
+    throw ConfigError("invalid " + name + ": '" + v + "' (expected seconds, e.g. 15 or 0.5)");
+  return d;
+}
+
+std::string one_of(const std::string& v, const std::string& name,
+                   std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (v == a) return v;
+    list += list.empty() ? a : std::string(", ") + a;
+  }
+  throw ConfigError("invalid " + name + ": '" + v + "' (expected one of: " + list + ")");
+}
+
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> s = {
+      {"--host", "CHATBOT_HOST", nullptr, "address to listen on (default 127.0.0.1)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         if (v.empty()) throw ConfigError("invalid " + n + ": empty");
+         c.host = v;
+       }},
+      {"--port", "CHATBOT_PORT", nullptr, "TCP port (default 8000; 0 picks a free one)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.port = static_cast<std::uint16_t>(parse_int(v, n, 0, 65535));
+       }},
+      {"--database", "DATABASE_URL", nullptr,
+       "sqlite:PATH | sqlite::memory: | postgresql://user:pw@host:port/db "
+       "(default sqlite:data/chatbot.db)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         if (v.rfind("sqlite:", 0) != 0 || v.size() <= 7)
+           throw ConfigError("invalid " + n + ": '" + v +
+                             "' (expected sqlite:PATH or sqlite::memory:)");
+         c.database_url = v;
+       }},
+      {"--engine", "CHATBOT_ENGINE", nullptr, "demo | openai (default demo)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.engine = one_of(v, n, {"demo", "openai"});
+       }},
+      {"--demo-token-delay-ms", "CHATBOT_DEMO_TOKEN_DELAY_MS", nullptr,
+       "demo engine: delay between tokens in ms (default 50)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.demo_token_delay_ms = parse_int(v, n, 0, 600000);
+       }},
+      {"--demo-tool-delay-ms", "CHATBOT_DEMO_TOOL_DELAY_MS", nullptr,
+       "demo engine: duration of the pretend tool step in ms (default 100)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.demo_tool_delay_ms = parse_int(v, n, 0, 600000);
+       }},
+      {"--ping-interval-s", "CHATBOT_PING_INTERVAL_S", nullptr,
+       "seconds between ': ping' comments on an idle event stream (default 15)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.ping_interval_s = parse_seconds(v, n, 0.05);
+       }},
+      {"--max-body-bytes", "CHATBOT_MAX_BODY_BYTES", nullptr,
+       "largest request body accepted; larger gets 413 (default 1048576)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_body_bytes = static_cast<std::size_t>(parse_int(v, n, 64, 1 << 30));
+       }},
+      {"--max-content-bytes", "CHATBOT_MAX_CONTENT_BYTES", nullptr,
+       "largest message content in bytes; larger gets 422 (default 32768)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_content_bytes = static_cast<std::size_t>(parse_int(v, n, 1, 1 << 30));
+       }},
+      {"--max-concurrent-runs", "CHATBOT_MAX_CONCURRENT_RUNS", nullptr,
+       "runs executing at once in this process (default 256)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_concurrent_runs = static_cast<std::size_t>(parse_int(v, n, 1, 1000000));
+       }},
+      {"--subscriber-queue", "CHATBOT_SUBSCRIBER_QUEUE", nullptr,
+       "events buffered per stream before a slow client is disconnected (default 4096)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.subscriber_queue = static_cast<std::size_t>(parse_int(v, n, 1, 1 << 24));
+       }},
+      {"--openai-base-url", "CHATBOT_OPENAI_BASE_URL", nullptr,
+       "openai engine: base URL, e.g. https://api.openai.com/v1",
+       [](Config& c, const std::string& v, const std::string&) { c.openai_base_url = v; }},
+      {"--openai-api-key", "CHATBOT_OPENAI_API_KEY", "OPENAI_API_KEY",
+       "openai engine: API key (never logged)",
+       [](Config& c, const std::string& v, const std::string&) { c.openai_api_key = v; }},
+      {"--openai-model", "CHATBOT_OPENAI_MODEL", nullptr, "openai engine: model name",
+       [](Config& c, const std::string& v, const std::string&) { c.openai_model = v; }},
+      {"--log-level", "CHATBOT_LOG_LEVEL", nullptr,
+       "trace | debug | info | warn | error | off (default info)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.log_level = one_of(v, n, {"trace", "debug", "info", "warn", "error", "off"});
+       }},
+      {"--log-format", "CHATBOT_LOG_FORMAT", nullptr, "text | json (default text)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.log_format = one_of(v, n, {"text", "json"});
+       }},
+      {"--io-threads", "CHATBOT_IO_THREADS", nullptr, "I/O threads (default: one per core)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.io_threads = static_cast<int>(parse_int(v, n, 1, 256));
+       }},
+      {"--sqlite-synchronous", "CHATBOT_SQLITE_SYNCHRONOUS", nullptr,
+       "full | normal: SQLite durability (WAL either way; default full: a commit survives "
+       "power loss)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.sqlite_synchronous = one_of(v, n, {"full", "normal"});
+       }},
+      {"--shutdown-grace-s", "CHATBOT_SHUTDOWN_GRACE_S", nullptr,
+       "on SIGTERM/SIGINT, seconds running runs get to finish before they are canceled "
+       "(default 5)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.shutdown_grace_s = parse_seconds(v, n, 0);
+       }},
+      {"--no-migrate", nullptr, nullptr, "serve: do not apply pending migrations at start",
+       [](Config& c, const std::string&, const std::string&) { c.migrate = false; }, true},
+  };
+  return s;
+}
+
+}  // namespace
+
+Config parse_config(const std::vector<std::string>& args) {
+  Config c;
+  std::size_t i = 0;
+  if (!args.empty()) {
+    const auto& a = args[0];
+    if (a == "--help" || a == "-h" || a == "help") {
+      c.command = "help";
+      return c;
+    }
+    if (a == "--version" || a == "-V" || a == "version") {
+      c.command = "version";
+      return c;
+    }
+    if (a == "serve" || a == "migrate") {
+      c.command = a;
+      i = 1;
+    }
+  }
+  if (c.command.empty()) {
+    if (!args.empty() && args[0].rfind("-", 0) != 0)
+      throw ConfigError("unknown command '" + args[0] + "' (expected serve or migrate)");
+    c.command = "serve";
+  }
+
+  // Environment first, then flags override.
+  for (const auto& s : settings()) {
+    if (!s.env) continue;
+    const char* v = std::getenv(s.env);
+    std::string name = s.env;
+    if ((!v || !*v) && s.alt_env) {
+      v = std::getenv(s.alt_env);
+      name = s.alt_env;
+    }
+    if (v && *v) s.apply(c, v, name);
+  }
+  for (; i < args.size(); ++i) {
+    std::string flag = args[i];
+    if (flag == "--help" || flag == "-h") {
+      c.command = "help";
+      return c;
+    }
+    std::optional<std::string> inline_value;
+    if (auto eq = flag.find('='); eq != std::string::npos && flag.rfind("--", 0) == 0) {
+      inline_value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    }
+    const Setting* found = nullptr;
+    for (const auto& s : settings())
+      if (flag == s.flag) found = &s;
+    if (!found) throw ConfigError("unknown option '" + flag + "' (see chatbot --help)");
+    if (found->is_switch) {
+      found->apply(c, "", flag);
+      continue;
+    }
+    std::string value;
+    if (inline_value) {
+      value = *inline_value;
+    } else {
+      if (i + 1 >= args.size()) throw ConfigError("missing value for " + flag);
+      value = args[++i];
+    }
+    found->apply(c, value, flag);
+  }
+  return c;
+}
+
+std::string help_text() {
+  std::string out =
+      "chatbot - the Chatbot SSE API server\n\n"
+      "Usage:\n"
+      "  chatbot serve   [options]   apply pending migrations, then serve HTTP\n"
+      "  chatbot migrate [--database URL]   apply pending migrations and exit\n"
+      "  chatbot --help | --version\n\n"
+      "Options (each also read from the environment variable shown; flag > environment > "
+      "default):\n";
+  for (const auto& s : settings()) {
+    std::string line = "  " + std::string(s.flag);
+    if (!s.is_switch) line += " VALUE";
+    if (s.env) {
+      line += "  [" + std::string(s.env);
+      if (s.alt_env) line += " or " + std::string(s.alt_env);
+      line += "]";
+    }
+    out += line + "\n      " + s.help + "\n";
+  }
+  out += "\nA bad value is refused at start with one line naming the setting, exit status 2.\n";
+  return out;
+}
+
+}  // namespace chat::infra

@@ -1,0 +1,46 @@
+#pragma once
+/// The binary's settings: command-line flags over environment variables over defaults.
+/// A bad value throws ConfigError naming the setting; main prints it and exits with status 2.
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace chat::infra {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Config {
+  std::string command;  ///< serve | migrate | help | version
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8000;
+  std::string database_url = "sqlite:data/chatbot.db";
+  std::string engine = "demo";
+  std::int64_t demo_token_delay_ms = 50;
+  std::int64_t demo_tool_delay_ms = 100;
+  double ping_interval_s = 15;
+  std::size_t max_body_bytes = 1048576;
+  std::size_t max_content_bytes = 32768;
+  std::size_t max_concurrent_runs = 256;
+  std::size_t subscriber_queue = 4096;
+  std::string openai_base_url;
+  std::string openai_api_key;
+  std::string openai_model;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  bool migrate = true;
+  int io_threads = 0;  ///< 0: one per core
+  std::string sqlite_synchronous = "full";
+  double shutdown_grace_s = 5;
+};
+
+/// Parses argv (without argv[0]) and the environment.
+Config parse_config(const std::vector<std::string>& args);
+
+/// The text of `chatbot --help`.
+std::string help_text();
+
+}  // namespace chat::infra

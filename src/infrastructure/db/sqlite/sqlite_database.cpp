@@ -1,0 +1,177 @@
+#include "sqlite_database.hpp"
+
+#include "sqlite_connection.hpp"
+#include "sqlite_migrations.hpp"
+#include "sqlite_repositories.hpp"
+
+namespace chat::infra::sqlite {
+
+std::optional<std::string> sqlite_path_from_url(const std::string& url) {
+  constexpr std::string_view kScheme = "sqlite:";
+  if (url.rfind(kScheme, 0) != 0) return std::nullopt;
+  std::string rest = url.substr(kScheme.size());
+  if (rest.rfind("//", 0) == 0) rest = rest.substr(2);
+  if (rest.empty()) return std::nullopt;
+  return rest;
+}
+
+SqliteDatabase::SqliteDatabase(SqliteOptions opts) : opts_(std::move(opts)) {
+  memory_ = opts_.path == ":memory:";
+  writer_conn_ = open_connection(true);
+  if (opts_.migrate) migrate(*writer_conn_);
+  if (!memory_)
+    for (int i = 0; i < std::max(1, opts_.readers); ++i)
+      reader_conns_.push_back(open_connection(false));
+  writer_ = std::thread([this] { writer_loop(); });
+  for (std::size_t i = 0; i < reader_conns_.size(); ++i)
+    readers_.emplace_back([this, i] { reader_loop(static_cast<int>(i)); });
+}
+
+SqliteDatabase::~SqliteDatabase() { stop(); }
+
+std::unique_ptr<Connection> SqliteDatabase::open_connection(bool writer) const {
+  auto c = std::make_unique<Connection>(opts_.path);
+  c->exec("PRAGMA foreign_keys = ON");
+  if (!memory_) {
+    if (writer) {
+      c->exec("PRAGMA journal_mode = WAL");
+      c->exec(opts_.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    }
+    // Fails fast on an unreadable or non-database file.
+    c->exec("SELECT count(*) FROM sqlite_master");
+  }
+  return c;
+}
+
+void SqliteDatabase::stop() {
+  {
+    std::lock_guard lock(wmu_);
+    if (stopping_ && !writer_.joinable()) return;
+    stopping_ = true;
+  }
+  wcv_.notify_all();
+  {
+    std::lock_guard lock(rmu_);
+  }
+  rcv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  for (auto& t : readers_)
+    if (t.joinable()) t.join();
+  readers_.clear();
+}
+
+SqliteDatabase::Stats SqliteDatabase::stats() const {
+  std::lock_guard lock(wmu_);
+  return stats_;
+}
+
+void SqliteDatabase::submit_write(WriteJob job, Done done) {
+  {
+    std::lock_guard lock(wmu_);
+    wqueue_.push_back(Pending{std::move(job), std::move(done)});
+  }
+  wcv_.notify_one();
+}
+
+void SqliteDatabase::submit_read(ReadJob job, Done done) {
+  if (memory_) {
+    // One connection only: reads run on the writer thread, inside its next batch.
+    submit_write([job = std::move(job)](app::WriteTx& tx) { job(tx.repos()); }, std::move(done));
+    return;
+  }
+  {
+    std::lock_guard lock(rmu_);
+    rqueue_.push_back(ReadPending{std::move(job), std::move(done)});
+  }
+  rcv_.notify_one();
+}
+
+void SqliteDatabase::writer_loop() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(wmu_);
+      wcv_.wait(lock, [this] { return !wqueue_.empty() || stopping_; });
+      if (wqueue_.empty()) return;  // stopping and drained
+      const std::size_t n = std::min(wqueue_.size(), opts_.max_batch);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(wqueue_.front()));
+        wqueue_.pop_front();
+      }
+    }
+    run_batch(batch);
+    batch.clear();
+  }
+}
+
+void SqliteDatabase::run_batch(std::vector<Pending>& batch) {
+  SqliteRepositories repos(*writer_conn_);
+  std::vector<std::function<void()>> hooks;
+  try {
+    writer_conn_->exec("BEGIN IMMEDIATE");
+    try {
+      for (auto& p : batch) {
+        app::WriteTx tx(repos.repos());
+        p.job(tx);
+        for (auto& h : tx.hooks()) hooks.push_back(std::move(h));
+      }
+      writer_conn_->exec("COMMIT");
+    } catch (...) {
+      try {
+        writer_conn_->exec("ROLLBACK");
+      } catch (...) {
+      }
+      throw;
+    }
+  } catch (...) {
+    {
+      std::lock_guard lock(wmu_);
+      ++stats_.errors;
+    }
+    if (batch.size() == 1) {
+      batch[0].done(std::current_exception());
+      return;
+    }
+    // One bad job must not fail the others: run each alone.
+    for (auto& p : batch) {
+      std::vector<Pending> one;
+      one.push_back(std::move(p));
+      run_batch(one);
+    }
+    return;
+  }
+  {
+    std::lock_guard lock(wmu_);
+    ++stats_.batches;
+    stats_.write_jobs += batch.size();
+  }
+  for (auto& h : hooks) h();
+  for (auto& p : batch) p.done(nullptr);
+}
+
+void SqliteDatabase::reader_loop(int index) {
+  Connection& conn = *reader_conns_[static_cast<std::size_t>(index)];
+  SqliteRepositories repos(conn);
+  for (;;) {
+    ReadPending p;
+    {
+      std::unique_lock lock(rmu_);
+      rcv_.wait(lock, [this] {
+        std::lock_guard wl(wmu_);
+        return !rqueue_.empty() || stopping_;
+      });
+      if (rqueue_.empty()) return;
+      p = std::move(rqueue_.front());
+      rqueue_.pop_front();
+    }
+    std::exception_ptr err;
+    try {
+      p.job(repos.repos());
+    } catch (...) {
+      err = std::current_exception();
+    }
+    p.done(err);
+  }
+}
+
+}  // namespace chat::infra::sqlite

@@ -1,0 +1,90 @@
+#pragma once
+/// The SQLite adapter of the database port: one writer thread that group-commits every queued
+/// write job in one transaction (it never waits on a timer: it takes whatever is pending as
+/// soon as the previous commit returned), and a pool of reader threads with their own
+/// connections (WAL lets them read while the writer writes).
+///
+/// Ownership: owns its threads and connections; the destructor drains the queues and joins.
+/// Thread safety: submit_* may be called from any thread.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "application/database.hpp"
+
+namespace chat::infra::sqlite {
+
+class Connection;
+
+struct SqliteOptions {
+  std::string path;          ///< file path or ":memory:"
+  int readers = 2;           ///< reader threads (ignored for :memory:)
+  bool synchronous_full = true;  ///< PRAGMA synchronous=FULL (else NORMAL), WAL either way
+  std::size_t max_batch = 4096;  ///< write jobs per transaction at most
+  bool migrate = true;       ///< apply pending migrations at open
+};
+
+/// Parses "sqlite:PATH", "sqlite://PATH", "sqlite::memory:". Empty result if not SQLite.
+std::optional<std::string> sqlite_path_from_url(const std::string& url);
+
+class SqliteDatabase final : public app::Database {
+ public:
+  /// Opens (and migrates) the database; throws SqliteError when it cannot.
+  explicit SqliteDatabase(SqliteOptions opts);
+  ~SqliteDatabase() override;
+
+  /// Drains pending jobs and stops the threads. Idempotent.
+  void stop();
+
+  struct Stats {
+    std::uint64_t batches = 0;
+    std::uint64_t write_jobs = 0;
+    std::uint64_t errors = 0;
+  };
+  Stats stats() const;
+
+ protected:
+  void submit_read(ReadJob job, Done done) override;
+  void submit_write(WriteJob job, Done done) override;
+
+ private:
+  struct Pending {
+    WriteJob job;
+    Done done;
+  };
+  struct ReadPending {
+    ReadJob job;
+    Done done;
+  };
+  void writer_loop();
+  void reader_loop(int index);
+  void run_batch(std::vector<Pending>& batch);
+  std::unique_ptr<Connection> open_connection(bool writer) const;
+
+  SqliteOptions opts_;
+  bool memory_ = false;
+
+  mutable std::mutex wmu_;
+  std::condition_variable wcv_;
+  std::deque<Pending> wqueue_;
+  bool stopping_ = false;
+
+  std::mutex rmu_;
+  std::condition_variable rcv_;
+  std::deque<ReadPending> rqueue_;
+
+  std::unique_ptr<Connection> writer_conn_;
+  std::vector<std::unique_ptr<Connection>> reader_conns_;
+  std::thread writer_;
+  std::vector<std::thread> readers_;
+  Stats stats_;
+};
+
+}  // namespace chat::infra::sqlite

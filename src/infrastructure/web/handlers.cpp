@@ -1,0 +1,292 @@
+#include "handlers.hpp"
+
+#include <charconv>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "json_mapping.hpp"
+
+namespace chat::web {
+namespace {
+
+namespace json = boost::json;
+using domain::Result;
+
+std::string lower_ascii(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool is_json_content_type(std::string_view ct) {
+  auto semi = ct.find(';');
+  std::string type = lower_ascii(ct.substr(0, semi));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  return type == "application/json" ||
+         (type.rfind("application/", 0) == 0 && type.size() > 5 &&
+          type.compare(type.size() - 5, 5, "+json") == 0);
+}
+
+/// The JSON object body of a request, or a 422 response.
+std::variant<json::object, Response> json_body(const Request& req) {
+  if (!is_json_content_type(req[http::field::content_type]))
+    return validation_problem({"header", "content-type"},
+                              "Content-Type must be application/json");
+  if (req.body().empty()) return validation_problem({"body"}, "a JSON object body is required");
+  json::parse_options opts;
+  opts.max_depth = 32;
+  boost::system::error_code ec;
+  json::value v = json::parse(req.body(), ec, {}, opts);
+  if (ec) return validation_problem({"body"}, "malformed JSON: " + ec.message());
+  if (!v.is_object()) return validation_problem({"body"}, "the body must be a JSON object");
+  return std::move(v.as_object());
+}
+
+std::optional<std::int64_t> parse_int64(std::string_view s) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size()) {
+      int v = 0;
+      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+      if (ec == std::errc() && p == s.data() + i + 3) {
+        out.push_back(static_cast<char>(v));
+        i += 2;
+      } else {
+        out.push_back('%');
+      }
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    auto eq = part.find('=');
+    if (percent_decode(part.substr(0, eq)) == name)
+      return eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+template <class T>
+Response respond(const Result<T>& r, http::status ok_status) {
+  if (!r) return error_response(r.error());
+  return json_response(ok_status, to_json(r.value()));
+}
+
+app::Task<Response> create_user(HandlerContext& ctx, const Request& req) {
+  auto body = json_body(req);
+  if (auto* res = std::get_if<Response>(&body)) co_return std::move(*res);
+  auto& obj = std::get<json::object>(body);
+  auto* name = obj.if_contains("name");
+  if (!name) co_return validation_problem({"body", "name"}, "field required");
+  if (!name->is_string()) co_return validation_problem({"body", "name"}, "name must be a string");
+  auto r = co_await ctx.service.create_user(std::string(name->as_string()));
+  if (!r) co_return error_response(r.error());
+  if (!r->created) {
+    json::object extra{{"user_id", r->user.id}, {"name", r->user.name}};
+    co_return problem(http::status::conflict, "User already exists", std::move(extra));
+  }
+  co_return json_response(http::status::created, to_json(r->user));
+}
+
+app::Task<Response> create_thread(HandlerContext& ctx, const Request& req) {
+  auto body = json_body(req);
+  if (auto* res = std::get_if<Response>(&body)) co_return std::move(*res);
+  auto& obj = std::get<json::object>(body);
+  auto* uid = obj.if_contains("user_id");
+  if (!uid) co_return validation_problem({"body", "user_id"}, "field required");
+  std::int64_t user_id = 0;
+  if (uid->is_int64()) {
+    user_id = uid->as_int64();
+  } else if (uid->is_uint64()) {
+    co_return problem(http::status::not_found, "User not found");
+  } else {
+    co_return validation_problem({"body", "user_id"}, "user_id must be an integer");
+  }
+  std::optional<std::string> title;
+  if (auto* t = obj.if_contains("title"); t && !t->is_null()) {
+    if (!t->is_string()) co_return validation_problem({"body", "title"}, "title must be a string");
+    title = std::string(t->as_string());
+  }
+  co_return respond(co_await ctx.service.create_thread(user_id, std::move(title)),
+                    http::status::created);
+}
+
+app::Task<Response> post_message(HandlerContext& ctx, const Request& req, const std::string& id) {
+  // 404 for an unknown thread comes before body checks only when the id is malformed.
+  if (!app::is_uuid(id)) co_return problem(http::status::not_found, "Thread not found");
+  auto body = json_body(req);
+  if (auto* res = std::get_if<Response>(&body)) co_return std::move(*res);
+  auto& obj = std::get<json::object>(body);
+  auto* content = obj.if_contains("content");
+  if (!content) co_return validation_problem({"body", "content"}, "field required");
+  if (!content->is_string())
+    co_return validation_problem({"body", "content"}, "content must be a string");
+  std::optional<std::string> key;
+  if (auto it = req.find("Idempotency-Key"); it != req.end()) key = std::string(it->value());
+  co_return respond(
+      co_await ctx.service.post_message(id, std::string(content->as_string()), std::move(key)),
+      http::status::created);
+}
+
+app::Task<Response> list_user_threads(HandlerContext& ctx, std::int64_t user_id,
+                                      std::string_view query) {
+  int limit = 50;
+  if (auto l = query_param(query, "limit")) {
+    auto v = parse_int64(*l);
+    if (!v || *v < 1 || *v > 200)
+      co_return validation_problem({"query", "limit"}, "limit must be an integer from 1 to 200");
+    limit = static_cast<int>(*v);
+  }
+  std::optional<std::string> before;
+  if (auto b = query_param(query, "before"); b && !b->empty()) before = *b;
+  auto r = co_await ctx.service.list_user_threads(user_id, std::move(before), limit);
+  if (!r) co_return error_response(r.error());
+  json::array threads;
+  for (const auto& t : r->threads) threads.push_back(to_json(t));
+  json::value next = nullptr;
+  if (r->next) next = *r->next;
+  co_return json_response(http::status::ok,
+                          json::object{{"threads", std::move(threads)}, {"next", next}});
+}
+
+}  // namespace
+
+std::int64_t parse_last_event_id(std::string_view v) {
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  auto n = parse_int64(v);
+  if (!n || *n < 0) return 0;
+  return *n;
+}
+
+app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
+                                  boost::asio::any_io_executor ex) {
+  const std::string_view target = req.target();
+  const auto qpos = target.find('?');
+  const std::string_view path = target.substr(0, qpos);
+  const std::string_view query =
+      qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
+
+  auto m = match_route(req.method(), path);
+  Outcome out{Response{}, std::nullopt, m.template_path};
+  if (m.kind == RouteMatch::Kind::not_found) {
+    out.route = "unmatched";
+    out.response = problem(http::status::not_found, "Not Found");
+    co_return out;
+  }
+  if (m.kind == RouteMatch::Kind::method_not_allowed) {
+    out.response = problem(http::status::method_not_allowed, "Method Not Allowed");
+    out.response.set(http::field::allow, m.allow);
+    co_return out;
+  }
+
+  auto& svc = ctx.service;
+  auto user_id_param = [&]() -> std::optional<std::int64_t> {
+    auto v = parse_int64(m.params.at(0));
+    if (!v || *v < 1) return std::nullopt;
+    return v;
+  };
+
+  switch (m.id) {
+    case RouteId::healthz:
+      out.response = json_response(http::status::ok, json::object{{"status", "ok"}});
+      break;
+    case RouteId::create_user:
+      out.response = co_await create_user(ctx, req);
+      break;
+    case RouteId::get_user: {
+      auto id = user_id_param();
+      out.response = id ? respond(co_await svc.get_user(*id), http::status::ok)
+                        : problem(http::status::not_found, "User not found");
+      break;
+    }
+    case RouteId::list_user_threads: {
+      auto id = user_id_param();
+      out.response = id ? co_await list_user_threads(ctx, *id, query)
+                        : problem(http::status::not_found, "User not found");
+      break;
+    }
+    case RouteId::create_thread:
+      out.response = co_await create_thread(ctx, req);
+      break;
+    case RouteId::get_thread:
+      out.response = respond(co_await svc.get_thread(m.params[0]), http::status::ok);
+      break;
+    case RouteId::delete_thread: {
+      auto r = co_await svc.delete_thread(m.params[0]);
+      if (!r) {
+        out.response = error_response(r.error());
+      } else {
+        out.response = Response{http::status::no_content, 11};
+      }
+      break;
+    }
+    case RouteId::list_thread_runs: {
+      auto r = co_await svc.list_thread_runs(m.params[0]);
+      if (!r) {
+        out.response = error_response(r.error());
+      } else {
+        json::array runs;
+        for (const auto& run : r.value()) runs.push_back(to_json(run));
+        out.response = json_response(http::status::ok, json::object{{"runs", std::move(runs)}});
+      }
+      break;
+    }
+    case RouteId::post_message:
+      out.response = co_await post_message(ctx, req, m.params[0]);
+      break;
+    case RouteId::get_run:
+      out.response = respond(co_await svc.get_run(m.params[0]), http::status::ok);
+      break;
+    case RouteId::cancel_run: {
+      auto r = co_await svc.cancel_run(m.params[0]);
+      if (!r) {
+        out.response = error_response(r.error());
+      } else {
+        out.response = json_response(
+            http::status::ok,
+            json::object{{"ok", true}, {"status", std::string(domain::to_string(r.value()))}});
+      }
+      break;
+    }
+    case RouteId::stream_events: {
+      std::int64_t after = 0;
+      // The header wins; an empty header counts as absent.
+      if (auto it = req.find("Last-Event-ID"); it != req.end() && !it->value().empty())
+        after = parse_last_event_id(it->value());
+      else if (auto q = query_param(query, "last_event_id"))
+        after = parse_last_event_id(*q);
+      auto r = co_await svc.open_stream(m.params[0], after, ex);
+      if (!r) {
+        out.response = error_response(r.error());
+      } else if (!r->stream) {
+        out.response = Response{http::status::no_content, 11};
+      } else {
+        out.stream.emplace(std::move(*r->stream));
+      }
+      break;
+    }
+  }
+  co_return out;
+}
+
+}  // namespace chat::web

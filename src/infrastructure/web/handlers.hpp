@@ -1,0 +1,39 @@
+#pragma once
+/// The pure request handler: one parsed request in, one outcome out (a response, or an event
+/// stream for the session to write). No sockets here; the session owns I/O, limits and
+/// timeouts.
+///
+/// Thread safety: call concurrently from any I/O coroutine; the executor argument is the
+/// caller's strand (live events are delivered there).
+
+#include <optional>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "application/chat_service.hpp"
+#include "problem.hpp"
+#include "router.hpp"
+
+namespace chat::web {
+
+using Request = http::request<http::string_body>;
+
+struct Outcome {
+  Response response;
+  std::optional<app::RunEventStream> stream;  ///< set: write an SSE stream instead
+  std::string route;                          ///< route template, for logs and metrics
+};
+
+struct HandlerContext {
+  app::ChatService& service;
+};
+
+app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
+                                  boost::asio::any_io_executor ex);
+
+/// Parses a Last-Event-ID value: absent, empty, negative, non-numeric or overflowing → 0.
+std::int64_t parse_last_event_id(std::string_view v);
+
+}  // namespace chat::web

@@ -1,0 +1,305 @@
+#include "http_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+namespace chat::web {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+struct HttpServer::Impl {
+  Impl(asio::io_context& io_, app::ChatService& svc, app::Logger& lg, ServerOptions o,
+       std::atomic<std::size_t>& streams)
+      : io(io_), ctx{svc}, log(lg), opts(o), acceptor(io_), open_streams(streams) {}
+
+  asio::io_context& io;
+  HandlerContext ctx;
+  app::Logger& log;
+  ServerOptions opts;
+  tcp::acceptor acceptor;
+  std::atomic<std::size_t>& open_streams;
+
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> session(beast::tcp_stream stream);
+  asio::awaitable<void> write_stream(beast::tcp_stream& stream, app::RunEventStream& events,
+                                     const std::string& request_id);
+};
+
+namespace {
+
+// A request id from the client is echoed if it is short and printable; else we make one.
+std::string request_id_of(const Request& req, app::IdGenerator* ids) {
+  if (auto it = req.find("X-Request-Id"); it != req.end()) {
+    auto v = it->value();
+    bool ok = !v.empty() && v.size() <= 200;
+    for (char c : v)
+      if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) ok = false;
+    if (ok) return std::string(v);
+  }
+  return ids ? ids->uuid() : std::string();
+}
+
+void append_frame(std::string& out, const domain::RunEvent& e) {
+  out += "id: ";
+  out += std::to_string(e.seq);
+  out += "\nevent: ";
+  out += domain::to_string(e.type);
+  out += "\ndata: ";
+  out += e.data;
+  out += "\n\n";
+}
+
+}  // namespace
+
+// Thread-safe random UUIDs for request ids (the web layer's own; the core has its port).
+class RequestIds final : public app::IdGenerator {
+ public:
+  std::string uuid() override;
+};
+
+std::string RequestIds::uuid() {
+  thread_local std::uint64_t state = [] {
+    return static_cast<std::uint64_t>(
+               std::chrono::steady_clock::now().time_since_epoch().count()) ^
+           reinterpret_cast<std::uintptr_t>(&state);
+  }();
+  auto next = [&] {
+    state += 0x9E3779B97F4A7C15ull;
+    std::uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  const std::uint64_t a = next(), b = next();
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
+                static_cast<unsigned>(((b >> 48) & 0x3fff) | 0x8000),
+                static_cast<unsigned long long>(b & 0xffffffffffffull));
+  return buf;
+}
+
+HttpServer::HttpServer(asio::io_context& io, app::ChatService& service, app::Logger& log,
+                       ServerOptions opts)
+    : impl_(std::make_unique<Impl>(io, service, log, opts, open_streams_)) {}
+
+HttpServer::~HttpServer() = default;
+
+std::uint16_t HttpServer::listen(const std::string& host, std::uint16_t port) {
+  tcp::resolver resolver(impl_->io);
+  auto results = resolver.resolve(host, std::to_string(port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service);
+  tcp::endpoint ep = results.begin()->endpoint();
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol());
+  a.set_option(asio::socket_base::reuse_address(true));
+  a.bind(ep);
+  a.listen(asio::socket_base::max_listen_connections);
+  return a.local_endpoint().port();
+}
+
+void HttpServer::start() {
+  asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(),
+                 [this](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     impl_->log.error(std::string("accept loop ended: ") + ex.what());
+                   }
+                 });
+}
+
+void HttpServer::stop() {
+  asio::post(impl_->acceptor.get_executor(), [this] {
+    boost::system::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+}
+
+asio::awaitable<void> HttpServer::Impl::accept_loop() {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket sock(asio::make_strand(io));
+    co_await acceptor.async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      // Out of descriptors and the like: back off a little instead of spinning.
+      log.warn("accept failed: " + ec.message());
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    sock.set_option(tcp::no_delay(true), ec);
+    auto ex = sock.get_executor();
+    asio::co_spawn(ex, session(beast::tcp_stream(std::move(sock))),
+                   [this](std::exception_ptr e) {
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex2) {
+                       log.warn(std::string("connection ended by error: ") + ex2.what());
+                     }
+                   });
+  }
+}
+
+asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
+  static RequestIds ids;
+  beast::flat_buffer buffer;
+  auto ex = co_await asio::this_coro::executor;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
+    parser.body_limit(opts.max_body_bytes);
+    boost::system::error_code ec;
+    stream.expires_after(opts.idle_timeout);
+    co_await http::async_read_header(stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    const auto started = std::chrono::steady_clock::now();
+    auto fail = [&](http::status st, const std::string& detail) -> asio::awaitable<void> {
+      Response res = problem(st, detail);
+      res.set("X-Request-Id", ids.uuid());
+      res.keep_alive(false);
+      boost::system::error_code wec;
+      stream.expires_after(opts.write_timeout);
+      co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
+    };
+    if (ec == http::error::header_limit) {
+      co_await fail(http::status::request_header_fields_too_large,
+                    "request headers exceed " + std::to_string(opts.max_header_bytes) + " bytes");
+      break;
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted)
+      break;
+    if (ec) {
+      co_await fail(http::status::bad_request, "malformed HTTP request: " + ec.message());
+      break;
+    }
+    auto& hdr = parser.get();
+    if (auto cl = parser.content_length(); cl && *cl > opts.max_body_bytes) {
+      co_await fail(http::status::payload_too_large,
+                    "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
+      break;
+    }
+    if (beast::iequals(hdr[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> cont{http::status::continue_, 11};
+      co_await http::async_write(stream, cont, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    if (!parser.is_done()) {
+      co_await http::async_read(stream, buffer, parser,
+                                asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == http::error::body_limit) {
+        co_await fail(http::status::payload_too_large,
+                      "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
+        break;
+      }
+      if (ec == beast::error::timeout || ec == asio::error::eof ||
+          ec == http::error::end_of_stream || ec == asio::error::connection_reset)
+        break;
+      if (ec) {
+        co_await fail(http::status::bad_request, "malformed HTTP request: " + ec.message());
+        break;
+      }
+    }
+    Request req = parser.release();
+    const std::string request_id = request_id_of(req, &ids);
+
+    Outcome out;
+    try {
+      out = co_await handle_request(ctx, req, ex);
+    } catch (const std::exception& e) {
+      log.error("request " + request_id + " " + std::string(req.method_string()) + " " +
+                std::string(req.target()) + " failed: " + e.what());
+      out.response = problem(http::status::service_unavailable,
+                             "The service could not complete the request; try again");
+      out.route = "error";
+    }
+
+    if (out.stream) {
+      spdlog::info("{} {} {} 200 stream-open {}", req.method_string(), out.route, request_id,
+                   req.target());
+      ++open_streams;
+      co_await write_stream(stream, *out.stream, request_id);
+      --open_streams;
+      break;
+    }
+
+    Response& res = out.response;
+    res.set("X-Request-Id", request_id);
+    res.keep_alive(req.keep_alive());
+    if (!res.has_content_length() && res.result() != http::status::no_content)
+      res.prepare_payload();
+    stream.expires_after(opts.write_timeout);
+    co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+    spdlog::info("{} {} {} {} {}us", req.method_string(), out.route, res.result_int(), request_id,
+                 us);
+    if (ec || !res.keep_alive()) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.close();
+}
+
+asio::awaitable<void> HttpServer::Impl::write_stream(beast::tcp_stream& stream,
+                                                     app::RunEventStream& events,
+                                                     const std::string& request_id) {
+  std::string buf =
+      "HTTP/1.1 200 OK\r\n"
+      "Content-Type: text/event-stream; charset=utf-8\r\n"
+      "Cache-Control: no-cache\r\n"
+      "X-Accel-Buffering: no\r\n"
+      "Connection: close\r\n"
+      "X-Request-Id: " +
+      request_id +
+      "\r\n\r\n"
+      "retry: 3000\n"
+      ": connected\n\n";
+  boost::system::error_code ec;
+  for (;;) {
+    if (!buf.empty()) {
+      stream.expires_after(opts.write_timeout);
+      co_await asio::async_write(stream, asio::buffer(buf),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      buf.clear();
+    }
+    auto step = co_await events.next(opts.ping_interval);
+    switch (step.kind) {
+      case app::RunEventStream::StepKind::events:
+        for (const auto& e : step.events) append_frame(buf, *e);
+        break;
+      case app::RunEventStream::StepKind::idle:
+        buf = ": ping\n\n";
+        break;
+      case app::RunEventStream::StepKind::end:
+        co_return;
+      case app::RunEventStream::StepKind::overflow:
+        spdlog::info("stream {}: subscriber too slow, disconnected at seq {}", request_id,
+                     events.last_sent());
+        co_return;
+    }
+  }
+}
+
+}  // namespace chat::web

@@ -1,0 +1,53 @@
+#pragma once
+/// The HTTP/1.1 server: an accept loop and one coroutine per connection on its own strand.
+/// Each connection reads with a deadline (slow or idle clients are dropped), enforces header
+/// and body limits, hands parsed requests to `handle_request`, and writes responses or an
+/// event stream.
+///
+/// Ownership: owned by main; must outlive the io_context's run. Thread safety: start/stop from
+/// any thread. Cancellation: `stop()` closes the acceptor; open streams end when the hub is
+/// closed; idle connections end at their deadline or when the io_context stops.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "handlers.hpp"
+
+namespace chat::web {
+
+struct ServerOptions {
+  std::size_t max_body_bytes = 1048576;
+  std::size_t max_header_bytes = 16384;
+  std::chrono::steady_clock::duration ping_interval = std::chrono::seconds(15);
+  std::chrono::seconds idle_timeout{60};   ///< keep-alive: time allowed for the next request
+  std::chrono::seconds write_timeout{30};  ///< a client that accepts no bytes for this long goes
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, app::ChatService& service, app::Logger& log,
+             ServerOptions opts);
+  ~HttpServer();
+
+  /// Binds and listens; throws on failure. Returns the bound port.
+  std::uint16_t listen(const std::string& host, std::uint16_t port);
+  /// Starts accepting.
+  void start();
+  /// Stops accepting new connections.
+  void stop();
+
+  std::size_t open_streams() const { return open_streams_.load(); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<std::size_t> open_streams_{0};
+};
+
+}  // namespace chat::web

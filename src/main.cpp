@@ -1,0 +1,162 @@
+// The composition root: reads the configuration, builds the adapters, injects them, runs.
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+#include <spdlog/spdlog.h>
+
+#include "application/chat_service.hpp"
+#include "application/event_hub.hpp"
+#include "application/run_executor.hpp"
+#include "application/run_scheduler.hpp"
+#include "infrastructure/config/config.hpp"
+#include "infrastructure/db/sqlite/sqlite_database.hpp"
+#include "infrastructure/db/sqlite/sqlite_migrations.hpp"
+#include "infrastructure/engines/demo_engine.hpp"
+#include "infrastructure/system.hpp"
+#include "infrastructure/web/http_server.hpp"
+
+namespace {
+
+using namespace chat;
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "chatbot: %s\n", msg.c_str());
+  return 2;
+}
+
+std::unique_ptr<infra::sqlite::SqliteDatabase> open_database(const infra::Config& cfg,
+                                                              bool migrate) {
+  auto path = infra::sqlite::sqlite_path_from_url(cfg.database_url);
+  if (!path) throw infra::ConfigError("invalid database URL '" + cfg.database_url + "'");
+  infra::sqlite::SqliteOptions o;
+  o.path = *path;
+  o.migrate = migrate;
+  o.synchronous_full = cfg.sqlite_synchronous == "full";
+  try {
+    return std::make_unique<infra::sqlite::SqliteDatabase>(o);
+  } catch (const std::exception& e) {
+    throw infra::ConfigError("invalid database (--database/DATABASE_URL " + cfg.database_url +
+                             "): " + e.what());
+  }
+}
+
+int serve(const infra::Config& cfg) {
+  auto db = open_database(cfg, cfg.migrate);
+
+  boost::asio::io_context io;
+  infra::SystemClock clock;
+  infra::RandomIds ids;
+  infra::SpdLogger log;
+  app::EventHub hub(cfg.subscriber_queue);
+  if (cfg.engine != "demo")
+    throw infra::ConfigError("invalid --engine/CHATBOT_ENGINE: '" + cfg.engine +
+                             "' is not available in this build");
+  infra::engines::DemoEngine engine({std::chrono::milliseconds(cfg.demo_token_delay_ms),
+                                     std::chrono::milliseconds(cfg.demo_tool_delay_ms)});
+  app::RunExecutor executor(*db, hub, engine, clock, ids, log);
+  app::RunScheduler scheduler(io, executor, cfg.max_concurrent_runs);
+  app::Limits limits;
+  limits.max_content_bytes = cfg.max_content_bytes;
+  limits.subscriber_queue = cfg.subscriber_queue;
+  app::ChatService service(*db, hub, scheduler, clock, ids, limits);
+
+  web::ServerOptions sopts;
+  sopts.max_body_bytes = cfg.max_body_bytes;
+  sopts.ping_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(cfg.ping_interval_s));
+  web::HttpServer server(io, service, log, sopts);
+  std::uint16_t port = 0;
+  try {
+    port = server.listen(cfg.host, cfg.port);
+  } catch (const std::exception& e) {
+    throw infra::ConfigError("cannot listen on --host/--port " + cfg.host + ":" +
+                             std::to_string(cfg.port) + ": " + e.what());
+  }
+
+  // Runs a previous process left behind: `running` ones are finalized, `queued` ones resume.
+  auto queued = boost::asio::co_spawn(io, executor.recover(), boost::asio::use_future);
+  std::vector<std::thread> threads;
+  const int n = cfg.io_threads > 0 ? cfg.io_threads
+                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto work = boost::asio::make_work_guard(io);
+  for (int i = 0; i < n; ++i) threads.emplace_back([&io] { io.run(); });
+  for (auto& [thread_id, run_id] : queued.get()) scheduler.enqueue(thread_id, run_id);
+
+  server.start();
+  spdlog::info("chatbot {} serving on http://{}:{} (database {}, engine {})", CHAT_VERSION,
+               cfg.host, port, cfg.database_url, cfg.engine);
+
+  // Shutdown: stop accepting, give running runs a grace period, then cancel them, end the
+  // streams, flush the writer.
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::promise<void> stop_requested;
+  signals.async_wait([&](const boost::system::error_code&, int sig) {
+    spdlog::info("signal {}: shutting down", sig);
+    stop_requested.set_value();
+  });
+  stop_requested.get_future().wait();
+  server.stop();
+  const auto grace = std::chrono::duration<double>(cfg.shutdown_grace_s);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (scheduler.running() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  scheduler.shutdown();
+  const auto hard = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (scheduler.running() > 0 && std::chrono::steady_clock::now() < hard)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  hub.close_all();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  work.reset();
+  io.stop();
+  for (auto& t : threads) t.join();
+  db->stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  infra::Config cfg;
+  try {
+    cfg = infra::parse_config(args);
+  } catch (const infra::ConfigError& e) {
+    return usage_error(e.what());
+  }
+  if (cfg.command == "help") {
+    std::cout << infra::help_text();
+    return 0;
+  }
+  if (cfg.command == "version") {
+    std::cout << "chatbot " << CHAT_VERSION << "\n";
+    return 0;
+  }
+  infra::setup_logging(cfg.log_level, cfg.log_format);
+  try {
+    if (cfg.command == "migrate") {
+      auto db = open_database(cfg, true);
+      std::cout << "database is at schema version " << infra::sqlite::latest_migration() << "\n";
+      return 0;
+    }
+    return serve(cfg);
+  } catch (const infra::ConfigError& e) {
+    return usage_error(e.what());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "chatbot: fatal: %s\n", e.what());
+    return 1;
+  }
+}
