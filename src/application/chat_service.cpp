@@ -120,6 +120,10 @@ Task<Result<ThreadDetail>> ChatService::get_thread(std::string thread_id) {
     if (!t) return std::nullopt;
     return ThreadDetail{*t, r.messages.list_by_thread(*id)};
   });
+  // Shown oldest first; the repository's conversation order breaks ties (same millisecond).
+  if (d)
+    std::stable_sort(d->messages.begin(), d->messages.end(),
+                     [](const auto& a, const auto& b) { return a.created_at < b.created_at; });
   if (!d) co_return domain::not_found("Thread not found");
   co_return std::move(*d);
 }

@@ -1,5 +1,6 @@
 #include "application/run_executor.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -19,24 +20,33 @@ std::string status_json(RunStatus s) {
   return std::string("{\"status\":\"") + std::string(domain::to_string(s)) + "\"}";
 }
 
+// Appends are pipelined: an event is queued and the engine goes on at once, while one flush
+// at a time writes everything queued so far as a single write job (so one run can put
+// thousands of events in one commit). The engine waits only when too much is queued
+// (backpressure) and the executor drains before it finalizes. All members run on the run's
+// strand. `seq` is assigned at append; on a failed flush everything unflushed is dropped and
+// the seq rewinds to the last durable one, so the stored log never has a gap.
 class ExecutorSink final : public EngineSink {
  public:
+  static constexpr std::size_t kMaxPending = 1024;
+
   ExecutorSink(Database& db, EventHub& hub, Clock& clock, RunControl& ctl, std::string run_id,
                std::int64_t seq)
-      : db_(db), hub_(hub), clock_(clock), ctl_(ctl), run_id_(std::move(run_id)), seq_(seq) {}
+      : db_(db), hub_(hub), clock_(clock), ctl_(ctl), run_id_(std::move(run_id)),
+        assigned_(seq), durable_(seq), flush_timer_(ctl.strand) {}
 
   Task<void> tool_start(const std::string& tool, const std::string& input_json) override {
     std::string data = "{\"tool\":";
     domain::append_json_string(data, tool);
     data += ",\"input\":" + (input_json.empty() ? std::string("{}") : input_json) + "}";
-    co_await append(EventType::tool_start, std::move(data));
+    co_await append(EventType::tool_start, std::move(data), {});
   }
 
   Task<void> tool_end(const std::string& tool, const std::string& output_json) override {
     std::string data = "{\"tool\":";
     domain::append_json_string(data, tool);
     data += ",\"output\":" + (output_json.empty() ? std::string("{}") : output_json) + "}";
-    co_await append(EventType::tool_end, std::move(data));
+    co_await append(EventType::tool_end, std::move(data), {});
   }
 
   Task<void> token(const std::string& text) override {
@@ -45,8 +55,7 @@ class ExecutorSink final : public EngineSink {
     std::string data = "{\"text\":";
     domain::append_json_string(data, clean);
     data += "}";
-    co_await append(EventType::token, std::move(data));
-    text_ += clean;
+    co_await append(EventType::token, std::move(data), std::move(clean));
   }
 
   Task<void> sleep(std::chrono::milliseconds d) override {
@@ -60,14 +69,64 @@ class ExecutorSink final : public EngineSink {
 
   void on_cancel(std::function<void()> f) override { ctl_.cancel_hook = std::move(f); }
 
-  std::int64_t seq() const { return seq_; }
+  /// Waits until every appended event is durable; throws if a flush failed.
+  Task<void> drain() {
+    while (flushing_) co_await wait_flush();
+    if (!failure_.empty()) throw std::runtime_error(failure_);
+  }
+
+  std::int64_t durable_seq() const { return durable_; }
   const std::string& text() const { return text_; }
 
  private:
-  Task<void> append(EventType type, std::string data) {
-    RunEvent e{run_id_, seq_ + 1, type, std::move(data), clock_.now()};
-    co_await db_.write([&](WriteTx& tx) { append_and_publish(tx, hub_, {e}); });
-    ++seq_;
+  struct Pending {
+    RunEvent event;
+    std::string text;
+  };
+
+  Task<void> append(EventType type, std::string data, std::string text) {
+    if (!failure_.empty()) throw std::runtime_error(failure_);
+    pending_.push_back({RunEvent{run_id_, ++assigned_, type, std::move(data), clock_.now()},
+                        std::move(text)});
+    if (!flushing_) {
+      flushing_ = true;
+      boost::asio::co_spawn(ctl_.strand, flush_loop(), [](std::exception_ptr) {});
+    }
+    while (pending_.size() >= kMaxPending && flushing_) co_await wait_flush();
+  }
+
+  Task<void> flush_loop() {
+    while (!pending_.empty()) {
+      std::vector<Pending> batch;
+      batch.swap(pending_);
+      std::vector<RunEvent> events;
+      events.reserve(batch.size());
+      for (auto& p : batch) events.push_back(p.event);
+      std::string error;
+      try {
+        co_await db_.write([&](WriteTx& tx) { append_and_publish(tx, hub_, events); });
+      } catch (const std::exception& e) {
+        error = e.what();
+        if (error.empty()) error = "event log write failed";
+      }
+      if (!error.empty()) {
+        failure_ = "could not store the run's events: " + error;
+        pending_.clear();
+        assigned_ = durable_;
+        break;
+      }
+      durable_ = batch.back().event.seq;
+      for (auto& p : batch) text_ += p.text;
+      flush_timer_.cancel();
+    }
+    flushing_ = false;
+    flush_timer_.cancel();
+  }
+
+  Task<void> wait_flush() {
+    flush_timer_.expires_after(std::chrono::hours(1));
+    boost::system::error_code ec;
+    co_await flush_timer_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
   }
 
   Database& db_;
@@ -75,8 +134,13 @@ class ExecutorSink final : public EngineSink {
   Clock& clock_;
   RunControl& ctl_;
   std::string run_id_;
-  std::int64_t seq_;
+  std::int64_t assigned_;
+  std::int64_t durable_;
   std::string text_;
+  std::vector<Pending> pending_;
+  bool flushing_ = false;
+  std::string failure_;
+  boost::asio::steady_timer flush_timer_;
 };
 
 struct Started {
@@ -170,6 +234,14 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
     }
   }
   ctl->cancel_hook = nullptr;
+  try {
+    co_await sink.drain();
+  } catch (const std::exception& e) {
+    if (status != RunStatus::error) {
+      status = RunStatus::error;
+      error = e.what();
+    }
+  }
 
   // Finalize: terminal events, status and assistant message in one transaction. Retried a few
   // times: a run left `running` would otherwise wait for the next start-up's recovery.
@@ -188,7 +260,7 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
           r.messages.insert(domain::Message{message_id, started->run.thread_id,
                                             domain::Role::assistant, sink.text(), now, run_id});
         append_and_publish(tx, hub_,
-                           terminal_events(run_id, sink.seq(), status, sink.text(), message_id,
+                           terminal_events(run_id, sink.durable_seq(), status, sink.text(), message_id,
                                            error, now));
       });
       co_return;

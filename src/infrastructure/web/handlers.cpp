@@ -214,15 +214,22 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
       out.response = co_await create_user(ctx, req);
       break;
     case RouteId::get_user: {
+      // No co_await inside ?: — GCC 12 miscompiles it.
       auto id = user_id_param();
-      out.response = id ? respond(co_await svc.get_user(*id), http::status::ok)
-                        : problem(http::status::not_found, "User not found");
+      if (!id) {
+        out.response = problem(http::status::not_found, "User not found");
+        break;
+      }
+      out.response = respond(co_await svc.get_user(*id), http::status::ok);
       break;
     }
     case RouteId::list_user_threads: {
       auto id = user_id_param();
-      out.response = id ? co_await list_user_threads(ctx, *id, query)
-                        : problem(http::status::not_found, "User not found");
+      if (!id) {
+        out.response = problem(http::status::not_found, "User not found");
+        break;
+      }
+      out.response = co_await list_user_threads(ctx, *id, query);
       break;
     }
     case RouteId::create_thread:
