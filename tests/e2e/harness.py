@@ -44,7 +44,18 @@ _CHATBOT_ENV_NAMES = ("DATABASE_URL", "OPENAI_API_KEY")
 
 
 def binary_path() -> str:
-    return os.environ.get("CHATBOT_BIN") or DEFAULT_BIN
+    """CHATBOT_BIN (relative paths are taken from the current directory, then from the repository
+    root), else build/release/chatbot of this repository."""
+    env = os.environ.get("CHATBOT_BIN")
+    if not env:
+        return DEFAULT_BIN
+    if os.path.isabs(env):
+        return env
+    for base in (os.getcwd(), REPO_ROOT):
+        candidate = os.path.abspath(os.path.join(base, env))
+        if os.path.exists(candidate):
+            return candidate
+    return os.path.abspath(env)
 
 
 def external_database_url():
@@ -321,7 +332,6 @@ class SSEStream:
             self.body = self.reader.read_whole_body(self.headers, self.status)
             self.eof = True
             self.eof_time = time.monotonic()
-            self._parsed_body = _decode_body(self.headers, self.body)
             return
         self._chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         if not self._chunked and "content-length" in self.headers:
@@ -392,6 +402,9 @@ class SSEStream:
             except ConnectionError:  # reset, or closed in the middle of the chunked framing
                 self.truncated = True
                 more = b""
+            except TimeoutError:
+                raise TimeoutError("event stream: no data within the time-out; %d items so far, last: %r"
+                                   % (len(self.items), self.items[-3:]))
             if not more:
                 self.eof = True
                 self.eof_time = time.monotonic()
@@ -426,6 +439,14 @@ class SSEStream:
         else:
             self._fields[name] = value
         return None
+
+    def __iter__(self):
+        """Yield every item (events, comments, retry) until the stream ends."""
+        while True:
+            item = self.next_item()
+            if item is None:
+                return
+            yield item
 
     def next_event(self, timeout=None):
         """The next event (comments and retry are recorded in `items` but skipped)."""
@@ -578,7 +599,11 @@ class Server:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc):
         self.cleanup()
@@ -591,6 +616,19 @@ class Server:
 
     def stderr_text(self):
         return self._read(self.stderr_path)
+
+    def all_stderr_text(self):
+        """stderr of every start of this server (restarts included)."""
+        return "".join(self._read(os.path.join(self.tmpdir, "stderr.%d.log" % g))
+                       for g in range(1, self.generation + 1))
+
+    SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                         "WARNING: ThreadSanitizer", "terminate called")
+
+    def sanitizer_reports(self):
+        """Lines of stderr that report memory errors, undefined behaviour or std::terminate."""
+        return [l for l in self.all_stderr_text().splitlines()
+                if any(m in l for m in self.SANITIZER_MARKERS)]
 
     def stdout_text(self):
         return self._read(self.stdout_path)

@@ -33,6 +33,20 @@ class ServerTestCase(unittest.TestCase):
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
 
+    @classmethod
+    def tearDownClass(cls):
+        """The server must still be running (no crash) and stop without sanitizer reports."""
+        srv = cls.server
+        problems = []
+        if srv.proc is not None and srv.proc.poll() is not None:
+            problems.append("the server exited on its own during the tests (status %s)" % srv.proc.returncode)
+        srv.stop()
+        problems += ["stderr: " + l for l in srv.sanitizer_reports()[:10]]
+        super().tearDownClass()
+        if problems:
+            raise AssertionError("%s: %s\nstderr tail:\n%s" % (cls.__name__, "\n".join(problems),
+                                                                srv.all_stderr_text()[-3000:]))
+
     # ---- shortcuts
     def req(self, method, path, body=None, headers=None, raw_body=None, timeout=15.0):
         return self.server.request(method, path, body=body, headers=headers, raw_body=raw_body,

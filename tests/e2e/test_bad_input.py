@@ -1,5 +1,6 @@
 """Bad input: never a 5xx, never stored, the server keeps working. Plus routing (404/405) and
 X-Request-Id on every response."""
+import http.client
 import json
 import socket
 import unittest
@@ -45,7 +46,9 @@ class BadInputTest(support.ServerTestCase):
 
     def assertRejected(self, resp, statuses, what):
         self.assertLess(resp.status, 500, "%s: a 5xx for bad input: %r" % (what, resp))
-        return self.assertProblem(resp, statuses, what)
+        body = self.assertProblem(resp, statuses, what)
+        self.assertServerAlive("after " + what)
+        return body
 
     def msg_path(self):
         return "/api/threads/%s/messages" % self.t["thread_id"]
@@ -74,19 +77,21 @@ class BadInputTest(support.ServerTestCase):
 
     def test_wrong_field_types(self):
         uid = self.u["user_id"]
-        cases = [("/api/threads", {"user_id": str(uid)}), ("/api/threads", {"user_id": uid + 0.5}),
-                 ("/api/threads", {"user_id": True}), ("/api/threads", {"user_id": None}),
-                 ("/api/threads", {"user_id": [uid]}), ("/api/threads", {}),
-                 ("/api/threads", {"user_id": uid, "title": 5}),
-                 ("/api/threads", {"user_id": uid, "title": ["x"]}),
-                 (self.msg_path(), {"content": 1}), (self.msg_path(), {"content": ["hi"]}),
-                 (self.msg_path(), {"content": {"text": "hi"}}), (self.msg_path(), {"content": False}),
-                 (self.msg_path(), {"text": "hi"})]
-        for path, body in cases:
+        cases = [("/api/threads", {"user_id": str(uid)}, "user_id"),
+                 ("/api/threads", {"user_id": uid + 0.5}, "user_id"),
+                 ("/api/threads", {"user_id": True}, "user_id"), ("/api/threads", {"user_id": None}, "user_id"),
+                 ("/api/threads", {"user_id": [uid]}, "user_id"), ("/api/threads", {}, "user_id"),
+                 ("/api/threads", {"user_id": uid, "title": 5}, "title"),
+                 ("/api/threads", {"user_id": uid, "title": ["x"]}, "title"),
+                 (self.msg_path(), {"content": 1}, "content"), (self.msg_path(), {"content": ["hi"]}, "content"),
+                 (self.msg_path(), {"content": {"text": "hi"}}, "content"),
+                 (self.msg_path(), {"content": False}, "content"),
+                 (self.msg_path(), {"text": "hi"}, "content")]
+        for path, body, field in cases:
             with self.subTest(path=path, body=body):
                 r = self.req("POST", path, body)
                 self.assertRejected(r, 422, "POST %s %r" % (path, body))
-                self.assertValidation(r, "POST %s %r" % (path, body))
+                self.assertValidation(r, "POST %s %r" % (path, body), loc_suffix=field)
         self.assertNothingStored("wrong field types")
 
     def test_wrong_content_type(self):
@@ -189,6 +194,34 @@ class BadInputTest(support.ServerTestCase):
         self.assertServerAlive("a client stuck in the middle of its body")
         self.server.create_user()
 
+    def test_keep_alive_across_errors(self):
+        """One connection, many requests, errors among them (with bodies the server must consume)."""
+        conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=10)
+        self.addCleanup(conn.close)
+        tid = self.t["thread_id"]
+        name = unique("ka")
+        steps = [("GET", "/healthz", None, 200),
+                 ("POST", "/api/users", {"name": name}, 201),
+                 ("POST", "/api/threads/%s/messages" % uuid.uuid4(), {"content": "x" * 500}, 404),
+                 ("POST", "/api/users", {"name": ""}, 422),
+                 ("POST", "/api/users", {"name": name}, 409),
+                 ("DELETE", "/api/users", {"pad": "y" * 300}, 405),
+                 ("POST", "/api/nope", {"pad": "z" * 300}, 404),
+                 ("GET", "/api/users/%d" % self.u["user_id"], None, 200),
+                 ("POST", "/api/threads/%s/messages" % tid, {"content": ""}, 422),
+                 ("GET", "/api/threads/%s" % tid, None, 200)]
+        for i, (method, path, body, status) in enumerate(steps):
+            data = json.dumps(body).encode() if body is not None else None
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+            self.assertEqual(resp.status, status, "request %d on one connection: %s %s -> %s %r"
+                             % (i, method, path, resp.status, raw[:300]))
+            if raw:
+                json.loads(raw)
+        self.assertNothingStored("keep-alive sequence")
+
     # ---- ids, routes, methods
     def test_ids_of_the_wrong_shape_are_404(self):
         bad_ids = ["not-a-uuid", "123", "7d0b8a9e4c1e4b7a9f1e2a3b4c5d6e7f",
@@ -278,22 +311,26 @@ class BadInputTest(support.ServerTestCase):
         self.assertEqual(len(seen_ids), len(requests), "generated request ids should be unique")
         # 413, 204 (delete), stream and stream 204 too
         mine = "e2e-" + uuid.uuid4().hex
-        r = self.req("POST", "/api/users", raw_body=b'{"name":"' + b"x" * 3000 + b'"}',
-                     headers={"Content-Type": "application/json", "X-Request-Id": mine})
-        self.assertEqual(r.status, 413)
-        self.assertEqual(r.headers.get("x-request-id"), mine, "413 must echo X-Request-Id")
-        t = self.server.create_thread(self.u["user_id"])
-        r = self.req("DELETE", "/api/threads/%s" % t["thread_id"], headers={"X-Request-Id": mine})
-        self.assertEqual(r.status, 204)
-        self.assertEqual(r.headers.get("x-request-id"), mine, "204 must echo X-Request-Id")
-        with self.server.sse("/api/runs/%s/events" % rid, headers={"X-Request-Id": mine}) as s:
-            self.assertEqual(s.status, 200)
-            self.assertEqual(s.headers.get("x-request-id"), mine, "the stream must echo X-Request-Id")
-        with self.server.sse("/api/runs/%s/events" % rid, headers={"X-Request-Id": mine,
-                                                                    "Last-Event-ID": "100000"}) as s:
-            self.assertEqual(s.status, 204)
-            self.assertEqual(s.headers.get("x-request-id"), mine, "the stream's 204 must echo X-Request-Id")
-
+        with self.subTest("413"):
+            r = self.req("POST", "/api/users", raw_body=b'{"name":"' + b"x" * 3000 + b'"}',
+                         headers={"Content-Type": "application/json", "X-Request-Id": mine})
+            self.assertGreaterEqual(r.status, 400)
+            self.assertEqual(r.headers.get("x-request-id"), mine,
+                             "an oversized body's answer (HTTP %s) must echo X-Request-Id" % r.status)
+        with self.subTest("204 delete"):
+            t = self.server.create_thread(self.u["user_id"])
+            r = self.req("DELETE", "/api/threads/%s" % t["thread_id"], headers={"X-Request-Id": mine})
+            self.assertEqual(r.status, 204)
+            self.assertEqual(r.headers.get("x-request-id"), mine, "204 must echo X-Request-Id")
+        with self.subTest("stream"):
+            with self.server.sse("/api/runs/%s/events" % rid, headers={"X-Request-Id": mine}) as s:
+                self.assertEqual(s.status, 200)
+                self.assertEqual(s.headers.get("x-request-id"), mine, "the stream must echo X-Request-Id")
+        with self.subTest("stream 204"):
+            with self.server.sse("/api/runs/%s/events" % rid, headers={"X-Request-Id": mine,
+                                                                        "Last-Event-ID": "100000"}) as s:
+                self.assertEqual(s.status, 204)
+                self.assertEqual(s.headers.get("x-request-id"), mine, "the stream's 204 must echo X-Request-Id")
 
 if __name__ == "__main__":
     unittest.main()

@@ -87,5 +87,51 @@ class CliTest(unittest.TestCase):
         self.assertRefused(["--host", "127.0.0.1", "--port", str(harness.free_port()),
                             "--database", "sqlite:/nonexistent-dir/x.db"], "database")
 
+
+class ConfigSourcesTest(unittest.TestCase):
+    """Every flag also reads an environment variable; the flag wins over the environment."""
+
+    def content_limit(self, srv):
+        """The effective --max-content-bytes, probed with 10/20/30-byte contents."""
+        t = srv.create_thread()
+        ok = []
+        for n in (10, 20, 30):
+            r = srv.request("POST", "/api/threads/%s/messages" % t["thread_id"], {"content": "x" * n})
+            self.assertIn(r.status, (201, 422), "%r" % (r,))
+            ok.append(r.status == 201)
+        return ok
+
+    def test_environment_variable_is_read(self):
+        with harness.Server(["--demo-token-delay-ms", "1", "--demo-tool-delay-ms", "1"],
+                            env={"CHATBOT_MAX_CONTENT_BYTES": "15"}) as srv:
+            self.assertEqual(self.content_limit(srv), [True, False, False],
+                             "CHATBOT_MAX_CONTENT_BYTES=15 must limit content to 15 bytes")
+
+    def test_flag_wins_over_environment(self):
+        with harness.Server(["--demo-token-delay-ms", "1", "--demo-tool-delay-ms", "1",
+                             "--max-content-bytes", "25"],
+                            env={"CHATBOT_MAX_CONTENT_BYTES": "15"}) as srv:
+            self.assertEqual(self.content_limit(srv), [True, True, False],
+                             "--max-content-bytes 25 must win over CHATBOT_MAX_CONTENT_BYTES=15")
+
+    def test_migrate_then_serve_without_migrating(self):
+        if harness.external_database_url():
+            self.skipTest("uses its own SQLite file")
+        with tempfile.TemporaryDirectory(prefix="chatbot-migrate-") as tmp:
+            url = "sqlite:" + os.path.join(tmp, "m.db")
+            for attempt in (1, 2):
+                p = subprocess.run([harness.binary_path(), "migrate", "--database", url], cwd=tmp,
+                                   env=harness.clean_env(), capture_output=True, timeout=30)
+                self.assertEqual(p.returncode, 0, "chatbot migrate (run %d) failed: %r" % (attempt, p.stderr))
+            srv = harness.Server(["--no-migrate"])
+            srv.database_url = url
+            try:
+                srv.start()
+                u = srv.create_user()
+                self.assertTrue(u["user_id"])
+            finally:
+                srv.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -74,6 +74,30 @@ class SuccessEventsTest(support.ServerTestCase):
         self.assertEqual(msgs[0]["content"], content, "the stored user message is byte-exact")
         self.assertEqual(msgs[-1]["content"], final["text"])
 
+    def test_state_is_consistent_with_what_the_stream_shows(self):
+        """Whatever a client has seen is already stored: last_seq never lags behind a received event,
+        and once `done` arrives the run is finished and the reply is in the thread."""
+        t = self.server.create_thread()
+        p = self.server.post_message(t["thread_id"], "consistency check with some words")
+        with self.server.sse("/api/runs/%s/events" % p["run_id"], timeout=30) as s:
+            self.assertEqual(s.status, 200)
+            while True:
+                e = s.next_event(10)
+                self.assertIsNotNone(e, "stream ended without done")
+                run = self.server.get_run(p["run_id"])
+                self.assertGreaterEqual(run["last_seq"], e.seq,
+                                        "a client received seq %d but the run says last_seq %d"
+                                        % (e.seq, run["last_seq"]))
+                if e.event == "done":
+                    break
+            final = json.loads([x for x in s.events if x.event == "final"][0].data)
+        self.assertEqual(run["status"], "done", "at `done` the run is done: %r" % run)
+        self.assertTimestamp(run["finished_at"], "finished_at at done")
+        self.assertEqual(run["last_seq"], e.seq)
+        msgs = self.server.get_thread(t["thread_id"])["messages"]
+        self.assertEqual(msgs[-1]["id"], final["message_id"], "at `done` the reply is in the thread: %r" % msgs)
+        self.assertEqual(msgs[-1]["content"], final["text"])
+
     def test_cancel_finished_run_is_idempotent(self):
         t, p, events = self.run_to_end("finish me")
         before = self.server.get_run(p["run_id"])
@@ -162,12 +186,23 @@ class CancelTest(support.ServerTestCase):
             self.read_until_tokens(s1, 1)
             self.assertEqual(self.server.get_run(p2["run_id"])["status"], "queued",
                              "the second run waits while the first runs")
+            s2 = self.server.sse("/api/runs/%s/events" % p2["run_id"], timeout=10)
+            self.addCleanup(s2.close)
+            self.assertEqual(s2.status, 200)
+            first = s2.next_item(5)
+            self.assertEqual((first.kind, first.retry), ("retry", "3000"))
             r = self.req("POST", "/api/runs/%s/cancel" % p2["run_id"])
             self.assertStatus(r, 200, "cancel a queued run")
             self.assertEqual(r.body, {"ok": True, "status": "canceled"})
             run2 = self.server.get_run(p2["run_id"])
             self.assertEqual(run2["status"], "canceled", "a queued run is canceled at once")
             self.assertIsNone(run2["started_at"], "a run canceled while queued never started")
+            try:
+                live2 = s2.read_all(2)
+            except TimeoutError:
+                self.fail("a client streaming the queued run is not told it was canceled: %r" % s2.items)
+            self.assertEqual(harness.event_signature(live2), ["canceled", "state:canceled", "done:canceled"],
+                             "live stream of the queued run when it is canceled")
             ev2 = self.server.events(p2["run_id"], timeout=5)
             self.assertEqual(harness.event_signature(ev2), ["canceled", "state:canceled", "done:canceled"],
                              "events of a run canceled while queued")

@@ -136,5 +136,12 @@ class SlowSubscriberTest(support.ServerTestCase):
         self.assertEqual(self.event_tuples(got), self.event_tuples(a),
                          "slow client + resume == the whole log")
 
+
+class SlowSubscriberDefaultQueueTest(SlowSubscriberTest):
+    """The same with the default subscriber queue: the stuck client's socket really fills up."""
+    server_args = ["--demo-token-delay-ms", "0", "--demo-tool-delay-ms", "500",
+                   "--max-content-bytes", "1048576", "--max-body-bytes", "2097152"]
+
+
 if __name__ == "__main__":
     unittest.main()

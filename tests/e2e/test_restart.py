@@ -2,6 +2,7 @@
 import json
 import time
 import unittest
+import uuid
 
 try:
     from . import harness, support
@@ -57,6 +58,21 @@ class RestartTest(support.ServerTestCase):
         self.assertEqual(msgs[:len(before["threads"][1]["messages"])], before["threads"][1]["messages"])
         self.assertEqual([m["role"] for m in msgs[-2:]], ["user", "assistant"])
 
+    def test_idempotency_key_survives_a_restart(self):
+        """Keys are kept >= 24 h, so a restart does not forget them."""
+        srv = self.server
+        t = srv.create_thread()
+        key = "restart-key-" + uuid.uuid4().hex
+        first = srv.post_message(t["thread_id"], "idempotent across restarts", headers={"Idempotency-Key": key})
+        srv.wait_run(first["run_id"])
+        srv.restart()
+        again = srv.request("POST", "/api/threads/%s/messages" % t["thread_id"],
+                            {"content": "idempotent across restarts"}, headers={"Idempotency-Key": key})
+        self.assertEqual((again.status, again.body), (201, first),
+                         "an Idempotency-Key is remembered across a restart")
+        runs = srv.request("GET", "/api/threads/%s/runs" % t["thread_id"]).body["runs"]
+        self.assertEqual([r["run_id"] for r in runs], [first["run_id"]], "the repeated key created nothing")
+
 
 class KillRecoveryTest(support.ServerTestCase):
     """SIGKILL while one run is running and another is queued on the same thread."""
@@ -67,7 +83,8 @@ class KillRecoveryTest(support.ServerTestCase):
         t = srv.create_thread()
         tid = t["thread_id"]
         p1 = srv.post_message(tid, " ".join("w%d" % i for i in range(40)))
-        p2 = srv.post_message(tid, "queued at kill time")
+        key = "kill-key-" + uuid.uuid4().hex
+        p2 = srv.post_message(tid, "queued at kill time", headers={"Idempotency-Key": key})
         with srv.sse("/api/runs/%s/events" % p1["run_id"], timeout=20) as s:
             self.assertEqual(s.status, 200)
             seen = []
@@ -107,6 +124,10 @@ class KillRecoveryTest(support.ServerTestCase):
         msgs = srv.get_thread(tid)["messages"]
         replies = [m for m in msgs if m["role"] == "assistant" and m["run_id"] == p2["run_id"]]
         self.assertEqual(len(replies), 1, "the queued run's reply is stored: %r" % msgs)
+        again = srv.request("POST", "/api/threads/%s/messages" % tid, {"content": "queued at kill time"},
+                            headers={"Idempotency-Key": key})
+        self.assertEqual((again.status, again.body), (201, p2),
+                         "an Idempotency-Key accepted before a crash is still honoured after it")
 
 
 if __name__ == "__main__":

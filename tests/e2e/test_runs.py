@@ -86,7 +86,7 @@ class MessagesTest(support.ServerTestCase):
         for label, body in cases:
             with self.subTest(label):
                 r = self.req("POST", "/api/threads/%s/messages" % tid, body)
-                self.assertValidation(r, "POST messages %s" % label)
+                self.assertValidation(r, "POST messages %s" % label, loc_suffix="content")
         self.assertThreadUntouched(tid, "invalid content")
         self.assertServerAlive()
 

@@ -1,4 +1,5 @@
 """Users: create, trim, uniqueness (409), validation (422), get, list of a user's threads."""
+import threading
 import time
 import uuid
 import unittest
@@ -54,6 +55,28 @@ class UsersTest(support.ServerTestCase):
         self.assertEqual(body.get("user_id"), first["user_id"])
         self.assertEqual(body.get("name"), name)
 
+    def test_concurrent_duplicates(self):
+        """Eight clients create the same name at once: one 201, seven 409 naming that user, no 5xx."""
+        name = unique("race")
+        barrier = threading.Barrier(8)
+        results = [None] * 8
+
+        def create(i):
+            barrier.wait(5)
+            results[i] = self.server.request("POST", "/api/users", {"name": name})
+
+        ths = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join(20)
+        statuses = sorted(r.status for r in results)
+        self.assertEqual(statuses, [201] + [409] * 7, "one create wins, the others conflict: %r" % results)
+        winner = [r for r in results if r.status == 201][0].body
+        for r in results:
+            if r.status == 409:
+                self.assertEqual(r.body.get("user_id"), winner["user_id"], "409 names the winner: %r" % (r,))
+
     def test_invalid_names_are_422_and_store_nothing(self):
         cases = [
             ("empty", {"name": ""}),
@@ -69,7 +92,7 @@ class UsersTest(support.ServerTestCase):
         for label, body in cases:
             with self.subTest(label):
                 r = self.req("POST", "/api/users", body)
-                self.assertValidation(r, "POST /api/users %s" % label)
+                self.assertValidation(r, "POST /api/users %s" % label, loc_suffix="name")
         # nothing was stored: "123" is still free (a stored number-name would collide)
         r = self.req("POST", "/api/users", {"name": "123-" + unique("n")})
         self.assertStatus(r, 201)

@@ -173,12 +173,17 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
     const auto started = std::chrono::steady_clock::now();
     auto fail = [&](http::status st, const std::string& detail) -> asio::awaitable<void> {
       Response res = problem(st, detail);
-      res.set("X-Request-Id", ids.uuid());
+      res.set("X-Request-Id", request_id_of(parser.get(), &ids));
       res.keep_alive(false);
       boost::system::error_code wec;
       stream.expires_after(opts.write_timeout);
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
     };
+    if (ec == http::error::body_limit) {  // Content-Length over the limit, seen in the header
+      co_await fail(http::status::payload_too_large,
+                    "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
+      break;
+    }
     if (ec == http::error::header_limit) {
       co_await fail(http::status::request_header_fields_too_large,
                     "request headers exceed " + std::to_string(opts.max_header_bytes) + " bytes");
