@@ -6,13 +6,16 @@ RELEASE_DIR := build/release
 ASAN_DIR := build/asan
 CMAKE_FLAGS ?=
 
-.PHONY: deps deps-test build configure run migrate test test-asan unit e2e clean help
+.PHONY: deps deps-test node-deps build configure run migrate test test-asan unit e2e clean help
 
 help:
 	@echo "make run        build and serve on 127.0.0.1:8000 (SQLite at data/chatbot.db)"
 	@echo "make test       build and run every test"
 	@echo "make test-asan  the test suite on an ASan+UBSan build"
 	@echo "make build      build build/release/chatbot"
+	@echo "make up         the seed's stack on http://localhost:8000 (API + PostgreSQL); make down, make psql"
+	@echo "make test-compose  that stack for real (podman or docker), the seed README's steps 1-8"
+	@echo "make bench      the benchmark (~10 min; PEER=http://127.0.0.1:8001 adds a peer): bench/README.md"
 
 deps:
 	@scripts/install-deps
@@ -20,10 +23,19 @@ deps:
 deps-test:
 	@scripts/install-deps --test
 
-$(RELEASE_DIR)/build.ninja:
+# The pinned npm packages (package-lock.json): Swagger UI, embedded into the binary at build time,
+# and playwright-core for the browser tests. Re-installed when the lockfile is newer.
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package.json package-lock.json | deps
+	npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+node-deps: $(NODE_STAMP)
+
+$(RELEASE_DIR)/build.ninja: | $(NODE_STAMP)
 	cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
 
-configure: deps $(RELEASE_DIR)/build.ninja
+configure: deps node-deps $(RELEASE_DIR)/build.ninja
 
 build: configure
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
@@ -40,13 +52,41 @@ test: deps-test configure
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 	ctest --test-dir $(RELEASE_DIR) --output-on-failure --timeout 900
 
-$(ASAN_DIR)/build.ninja:
+$(ASAN_DIR)/build.ninja: | $(NODE_STAMP)
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHAT_SANITIZE=ON
 
-test-asan: deps-test $(ASAN_DIR)/build.ninja
+test-asan: deps-test node-deps $(ASAN_DIR)/build.ninja
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_DIR) --output-on-failure --timeout 900
+
+# The benchmark (bench/README.md): not part of `make test` nor CI (it takes ~10 minutes).
+# PEER=URL runs the same scenarios against another server of the API and prints ratios;
+# PEER_DIR (default ../shared/peers/seed_fastapi) lets the driver start that peer itself.
+PEER ?=
+PEER_DIR ?=
+BENCH_ARGS ?=
+.PHONY: bench
+bench: deps-test configure
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target chatbot chatbot_loadgen
+	python3 scripts/bench.py --build-dir $(RELEASE_DIR) $(if $(PEER),--peer $(PEER)) \
+	  $(if $(PEER_DIR),--peer-dir $(PEER_DIR)) $(BENCH_ARGS)
+
+# The seed's stack (compose.yaml: PostgreSQL, migrations, the API on http://localhost:8000) with
+# `docker compose`, else `podman-compose`, else a local PostgreSQL and the binary: scripts/compose.
+.PHONY: up down psql test-compose
+up:
+	@scripts/compose up
+
+down:
+	@scripts/compose down
+
+psql:
+	@scripts/compose psql
+
+# The stack for real: images, up, the seed README's steps 1-8, down; then the no-engine fallback.
+test-compose:
+	tests/compose/run.sh
 
 clean:
 	rm -rf build

@@ -16,9 +16,13 @@
 #include "application/run_executor.hpp"
 #include "application/run_scheduler.hpp"
 #include "infrastructure/config/config.hpp"
+#include "infrastructure/db/db_stats.hpp"
 #include "infrastructure/db/sqlite/sqlite_database.hpp"
 #include "infrastructure/db/sqlite/sqlite_migrations.hpp"
+#include "infrastructure/db/postgres/pg_database.hpp"
+#include "infrastructure/db/postgres/pg_migrations.hpp"
 #include "infrastructure/engines/demo_engine.hpp"
+#include "infrastructure/engines/openai_engine.hpp"
 #include "infrastructure/system.hpp"
 #include "infrastructure/web/http_server.hpp"
 
@@ -31,8 +35,19 @@ int usage_error(const std::string& msg) {
   return 2;
 }
 
-std::unique_ptr<infra::sqlite::SqliteDatabase> open_database(const infra::Config& cfg,
-                                                              bool migrate) {
+// The adapter the URL names: PostgreSQL for postgresql:// and postgres://, else SQLite.
+std::unique_ptr<app::Database> open_database(const infra::Config& cfg, bool migrate) {
+  if (infra::pg::is_postgres_url(cfg.database_url)) {
+    infra::pg::PgOptions o;
+    o.connect.url = cfg.database_url;
+    o.migrate = migrate;
+    try {
+      return std::make_unique<infra::pg::PgDatabase>(o);
+    } catch (const std::exception& e) {
+      throw infra::ConfigError("cannot open the database (--database/DATABASE_URL " +
+                               infra::pg::redact_url(cfg.database_url) + "): " + e.what());
+    }
+  }
   auto path = infra::sqlite::sqlite_path_from_url(cfg.database_url);
   if (!path) throw infra::ConfigError("invalid database URL '" + cfg.database_url + "'");
   infra::sqlite::SqliteOptions o;
@@ -47,6 +62,42 @@ std::unique_ptr<infra::sqlite::SqliteDatabase> open_database(const infra::Config
   }
 }
 
+std::chrono::milliseconds seconds_ms(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000 + 0.5));
+}
+
+std::unique_ptr<app::Engine> make_engine(const infra::Config& cfg, boost::asio::io_context& io,
+                                         app::Logger& log) {
+  if (cfg.engine == "openai") {
+    infra::engines::OpenAIOptions o;
+    o.base_url = cfg.openai_base_url;
+    o.api_key = cfg.openai_api_key;
+    o.model = cfg.openai_model;
+    o.system_prompt = cfg.openai_system_prompt;
+    o.temperature = cfg.openai_temperature;
+    o.connect_timeout = seconds_ms(cfg.openai_connect_timeout_s);
+    o.first_byte_timeout = seconds_ms(cfg.openai_first_byte_timeout_s);
+    o.idle_timeout = seconds_ms(cfg.openai_idle_timeout_s);
+    o.retries = cfg.openai_retries;
+    if (o.model.empty())
+      throw infra::ConfigError(
+          "missing --openai-model/CHATBOT_OPENAI_MODEL (required with --engine openai)");
+    try {
+      infra::engines::parse_base_url(o.base_url);
+    } catch (const std::invalid_argument& e) {
+      throw infra::ConfigError("invalid --openai-base-url/CHATBOT_OPENAI_BASE_URL '" +
+                               o.base_url + "': " + e.what());
+    }
+    spdlog::info("openai engine: model {} at {} ({})", o.model, o.base_url,
+                 o.api_key.empty() ? "no API key" : "API key set");
+    return std::make_unique<infra::engines::OpenAIEngine>(io, std::move(o), log);
+  }
+  return std::make_unique<infra::engines::DemoEngine>(
+      infra::engines::DemoOptions{std::chrono::milliseconds(cfg.demo_token_delay_ms),
+                                  std::chrono::milliseconds(cfg.demo_tool_delay_ms),
+                                  cfg.demo_token_timestamps});
+}
+
 int serve(const infra::Config& cfg) {
   auto db = open_database(cfg, cfg.migrate);
 
@@ -55,11 +106,8 @@ int serve(const infra::Config& cfg) {
   infra::RandomIds ids;
   infra::SpdLogger log;
   app::EventHub hub(cfg.subscriber_queue);
-  if (cfg.engine != "demo")
-    throw infra::ConfigError("invalid --engine/CHATBOT_ENGINE: '" + cfg.engine +
-                             "' is not available in this build");
-  infra::engines::DemoEngine engine({std::chrono::milliseconds(cfg.demo_token_delay_ms),
-                                     std::chrono::milliseconds(cfg.demo_tool_delay_ms)});
+  auto engine_ptr = make_engine(cfg, io, log);
+  app::Engine& engine = *engine_ptr;
   app::RunExecutor executor(*db, hub, engine, clock, ids, log);
   app::RunScheduler scheduler(io, executor, cfg.max_concurrent_runs);
   app::Limits limits;
@@ -71,7 +119,11 @@ int serve(const infra::Config& cfg) {
   sopts.max_body_bytes = cfg.max_body_bytes;
   sopts.ping_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(cfg.ping_interval_s));
-  web::HttpServer server(io, service, log, sopts);
+  web::Metrics metrics;
+  web::add_core_collectors(metrics, hub, scheduler);
+  if (auto* stats = dynamic_cast<const infra::DbStatsSource*>(db.get()))
+    web::add_database_collector(metrics, *stats);
+  web::HttpServer server(io, service, log, sopts, {db.get(), &metrics});
   std::uint16_t port = 0;
   try {
     port = server.listen(cfg.host, cfg.port);
@@ -91,7 +143,7 @@ int serve(const infra::Config& cfg) {
 
   server.start();
   spdlog::info("chatbot {} serving on http://{}:{} (database {}, engine {})", CHAT_VERSION,
-               cfg.host, port, cfg.database_url, cfg.engine);
+               cfg.host, port, infra::pg::redact_url(cfg.database_url), cfg.engine);
 
   // Shutdown: stop accepting, give running runs a grace period, then cancel them, end the
   // streams, flush the writer.
@@ -116,7 +168,7 @@ int serve(const infra::Config& cfg) {
   work.reset();
   io.stop();
   for (auto& t : threads) t.join();
-  db->stop();
+  db.reset();  // drains the writer, stops the database threads
   spdlog::info("stopped");
   return 0;
 }
@@ -141,7 +193,11 @@ int run(int argc, char** argv) {
   try {
     if (cfg.command == "migrate") {
       auto db = open_database(cfg, true);
-      std::cout << "database is at schema version " << infra::sqlite::latest_migration() << "\n";
+      std::cout << "database is at schema version "
+                << (infra::pg::is_postgres_url(cfg.database_url)
+                        ? infra::pg::latest_migration()
+                        : infra::sqlite::latest_migration())
+                << "\n";
       return 0;
     }
     return serve(cfg);

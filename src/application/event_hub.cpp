@@ -110,8 +110,22 @@ void EventHub::unsubscribe(const std::shared_ptr<Subscription>& s) {
   if (v.empty()) subs_.erase(it);
 }
 
+// A `done` event's data is {"status":"<final status>"} (API.md).
+void EventHub::count_locked(const domain::RunEvent& e) {
+  ++published_;
+  if (e.type != domain::EventType::done) return;
+  constexpr std::string_view kKey = "\"status\":\"";
+  std::string_view d = e.data;
+  auto at = d.find(kKey);
+  if (at == std::string_view::npos) return;
+  d.remove_prefix(at + kKey.size());
+  if (auto s = domain::parse_run_status(d.substr(0, d.find('"'))))
+    ++ended_[static_cast<std::size_t>(*s)];
+}
+
 void EventHub::publish(const EventPtr& e) {
   std::lock_guard lock(mu_);
+  count_locked(*e);
   auto it = subs_.find(e->run_id);
   if (it == subs_.end()) return;
   for (auto& s : it->second) s->push(e);
@@ -120,6 +134,7 @@ void EventHub::publish(const EventPtr& e) {
 void EventHub::publish(const std::vector<EventPtr>& events) {
   std::lock_guard lock(mu_);
   for (const auto& e : events) {
+    count_locked(*e);
     auto it = subs_.find(e->run_id);
     if (it == subs_.end()) continue;
     for (auto& s : it->second) s->push(e);
@@ -140,6 +155,16 @@ std::size_t EventHub::subscriber_count() const {
 std::uint64_t EventHub::overflow_count() const {
   std::lock_guard lock(mu_);
   return overflows_;
+}
+
+std::uint64_t EventHub::published_count() const {
+  std::lock_guard lock(mu_);
+  return published_;
+}
+
+std::uint64_t EventHub::ended_count(domain::RunStatus status) const {
+  std::lock_guard lock(mu_);
+  return ended_[static_cast<std::size_t>(status)];
 }
 
 }  // namespace chat::app

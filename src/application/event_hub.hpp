@@ -10,6 +10,7 @@
 /// Thread safety: all members are safe to call from any thread. A Subscription is consumed by
 /// one owner coroutine running on the executor given at subscribe time (a strand).
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -99,6 +100,10 @@ class EventHub {
 
   std::size_t subscriber_count() const;
   std::uint64_t overflow_count() const;
+  /// Events published since start (every committed event is published once).
+  std::uint64_t published_count() const;
+  /// Runs whose `done` event was published since start, by the status it carries.
+  std::uint64_t ended_count(domain::RunStatus status) const;
 
  private:
   friend class SubscriptionHandle;
@@ -109,6 +114,9 @@ class EventHub {
   std::unordered_map<std::string, std::vector<std::shared_ptr<Subscription>>> subs_;
   std::size_t count_ = 0;
   std::uint64_t overflows_ = 0;
+  std::uint64_t published_ = 0;
+  std::array<std::uint64_t, 5> ended_{};  ///< by RunStatus
+  void count_locked(const domain::RunEvent& e);
 };
 
 }  // namespace chat::app

@@ -59,6 +59,9 @@ class EngineSink {
   /// Registers `f` to run (on the run's executor) when the run is canceled, e.g. to close an
   /// upstream connection. Replaces any earlier hook; pass {} to clear.
   virtual void on_cancel(std::function<void()> f) = 0;
+  /// What the reply cost, as a JSON object (e.g. the upstream's token counts); the run's
+  /// `final` event carries the last one set as "usage". Not set: no "usage" field.
+  virtual void set_usage(std::string usage_json) = 0;
 };
 
 /// Thrown by an engine for a failure it wants reported to the client as the run's error.

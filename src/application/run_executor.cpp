@@ -69,6 +69,8 @@ class ExecutorSink final : public EngineSink {
 
   void on_cancel(std::function<void()> f) override { ctl_.cancel_hook = std::move(f); }
 
+  void set_usage(std::string usage_json) override { usage_ = std::move(usage_json); }
+
   /// Waits until every appended event is durable; throws if a flush failed.
   Task<void> drain() {
     while (flushing_) co_await wait_flush();
@@ -77,6 +79,7 @@ class ExecutorSink final : public EngineSink {
 
   std::int64_t durable_seq() const { return durable_; }
   const std::string& text() const { return text_; }
+  const std::string& usage() const { return usage_; }
 
  private:
   struct Pending {
@@ -137,6 +140,7 @@ class ExecutorSink final : public EngineSink {
   std::int64_t assigned_;
   std::int64_t durable_;
   std::string text_;
+  std::string usage_;
   std::vector<Pending> pending_;
   bool flushing_ = false;
   std::string failure_;
@@ -154,7 +158,7 @@ struct Started {
 std::vector<RunEvent> terminal_events(const std::string& run_id, std::int64_t last_seq,
                                       RunStatus status, const std::string& reply_text,
                                       const std::string& message_id, const std::string& error,
-                                      domain::Timestamp at) {
+                                      domain::Timestamp at, const std::string& usage_json) {
   std::vector<RunEvent> out;
   auto add = [&](EventType t, std::string data) {
     out.push_back(RunEvent{run_id, last_seq + static_cast<std::int64_t>(out.size()) + 1, t,
@@ -165,6 +169,7 @@ std::vector<RunEvent> terminal_events(const std::string& run_id, std::int64_t la
     domain::append_json_string(d, reply_text);
     d += ",\"message_id\":";
     domain::append_json_string(d, message_id);
+    if (!usage_json.empty()) d += ",\"usage\":" + usage_json;
     d += "}";
     add(EventType::final_, std::move(d));
   } else if (status == RunStatus::canceled) {
@@ -261,7 +266,7 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
                                             domain::Role::assistant, sink.text(), now, run_id});
         append_and_publish(tx, hub_,
                            terminal_events(run_id, sink.durable_seq(), status, sink.text(), message_id,
-                                           error, now));
+                                           error, now, sink.usage()));
       });
       co_return;
     } catch (const std::exception& e) {

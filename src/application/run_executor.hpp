@@ -19,12 +19,14 @@ namespace chat::app {
 
 struct RunControl;
 
-/// Builds the events of a run's ending, with seqs after `last_seq`.
+/// Builds the events of a run's ending, with seqs after `last_seq`. `usage_json` (a JSON
+/// object, or empty for none) is added to the `final` event as "usage".
 std::vector<domain::RunEvent> terminal_events(const std::string& run_id, std::int64_t last_seq,
                                               domain::RunStatus status,
                                               const std::string& reply_text,
                                               const std::string& message_id,
-                                              const std::string& error, domain::Timestamp at);
+                                              const std::string& error, domain::Timestamp at,
+                                              const std::string& usage_json = {});
 
 /// Appends `events` in `tx` and publishes them to `hub` once the batch commits.
 void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<domain::RunEvent> events);

@@ -61,9 +61,13 @@ const std::vector<Setting>& settings() {
        "sqlite:PATH | sqlite::memory: | postgresql://user:pw@host:port/db "
        "(default sqlite:data/chatbot.db)",
        [](Config& c, const std::string& v, const std::string& n) {
-         if (v.rfind("sqlite:", 0) != 0 || v.size() <= 7)
+         const bool sqlite = v.rfind("sqlite:", 0) == 0 && v.size() > 7;
+         const bool postgres = (v.rfind("postgresql://", 0) == 0 && v.size() > 13) ||
+                               (v.rfind("postgres://", 0) == 0 && v.size() > 11);
+         if (!sqlite && !postgres)
            throw ConfigError("invalid " + n + ": '" + v +
-                             "' (expected sqlite:PATH or sqlite::memory:)");
+                             "' (expected sqlite:PATH, sqlite::memory: or "
+                             "postgresql://user:pw@host:port/db)");
          c.database_url = v;
        }},
       {"--engine", "CHATBOT_ENGINE", nullptr, "demo | openai (default demo)",
@@ -80,6 +84,19 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.demo_tool_delay_ms = parse_int(v, n, 0, 600000);
        }},
+      {"--demo-token-timestamps", "CHATBOT_DEMO_TOKEN_TIMESTAMPS", nullptr,
+       "demo engine, for benchmarks: each token's text starts with \"\xE2\x8F\xB1<microseconds "
+       "since the epoch, CLOCK_REALTIME> \", the time the engine appended it (the environment "
+       "variable takes 1/true or 0/false; default off)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         if (v.empty() || v == "1" || v == "true")
+           c.demo_token_timestamps = true;
+         else if (v == "0" || v == "false")
+           c.demo_token_timestamps = false;
+         else
+           throw ConfigError("invalid " + n + ": '" + v + "' (expected 1, true, 0 or false)");
+       },
+       true},
       {"--ping-interval-s", "CHATBOT_PING_INTERVAL_S", nullptr,
        "seconds between ': ping' comments on an idle event stream (default 15)",
        [](Config& c, const std::string& v, const std::string& n) {
@@ -106,13 +123,48 @@ const std::vector<Setting>& settings() {
          c.subscriber_queue = static_cast<std::size_t>(parse_int(v, n, 1, 1 << 24));
        }},
       {"--openai-base-url", "CHATBOT_OPENAI_BASE_URL", nullptr,
-       "openai engine: base URL, e.g. https://api.openai.com/v1",
+       "openai engine: base URL as OpenAI clients take it (default https://api.openai.com/v1; "
+       "Ollama: http://localhost:11434/v1)",
        [](Config& c, const std::string& v, const std::string&) { c.openai_base_url = v; }},
       {"--openai-api-key", "CHATBOT_OPENAI_API_KEY", "OPENAI_API_KEY",
        "openai engine: API key (never logged)",
        [](Config& c, const std::string& v, const std::string&) { c.openai_api_key = v; }},
       {"--openai-model", "CHATBOT_OPENAI_MODEL", nullptr, "openai engine: model name",
        [](Config& c, const std::string& v, const std::string&) { c.openai_model = v; }},
+      {"--openai-system-prompt", "CHATBOT_OPENAI_SYSTEM_PROMPT", nullptr,
+       "openai engine: system prompt sent before the thread's messages (default none)",
+       [](Config& c, const std::string& v, const std::string&) { c.openai_system_prompt = v; }},
+      {"--openai-temperature", "CHATBOT_OPENAI_TEMPERATURE", nullptr,
+       "openai engine: sampling temperature, 0 to 2 (default: the server's)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         char* end = nullptr;
+         const double d = std::strtod(v.c_str(), &end);
+         if (v.empty() || end != v.c_str() + v.size() || !(d >= 0) || d > 2)
+           throw ConfigError("invalid " + n + ": '" + v + "' (expected a number from 0 to 2)");
+         c.openai_temperature = d;
+       }},
+      {"--openai-connect-timeout-s", "CHATBOT_OPENAI_CONNECT_TIMEOUT_S", nullptr,
+       "openai engine: seconds to resolve, connect and finish the TLS handshake (default 10)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.openai_connect_timeout_s = parse_seconds(v, n, 0.001);
+       }},
+      {"--openai-first-byte-timeout-s", "CHATBOT_OPENAI_FIRST_BYTE_TIMEOUT_S", nullptr,
+       "openai engine: seconds from sending the request to the response's head (default 120)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.openai_first_byte_timeout_s = parse_seconds(v, n, 0.001);
+       }},
+      {"--openai-idle-timeout-s", "CHATBOT_OPENAI_IDLE_TIMEOUT_S", nullptr,
+       "openai engine: longest silence between two chunks of the stream, in seconds "
+       "(default 60)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.openai_idle_timeout_s = parse_seconds(v, n, 0.001);
+       }},
+      {"--openai-retries", "CHATBOT_OPENAI_RETRIES", nullptr,
+       "openai engine: extra attempts before the first token on connect errors, 429 and 5xx "
+       "(default 2)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.openai_retries = static_cast<int>(parse_int(v, n, 0, 10));
+       }},
       {"--log-level", "CHATBOT_LOG_LEVEL", nullptr,
        "trace | debug | info | warn | error | off (default info)",
        [](Config& c, const std::string& v, const std::string& n) {

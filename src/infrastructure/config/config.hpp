@@ -3,6 +3,7 @@
 /// A bad value throws ConfigError naming the setting; main prints it and exits with status 2.
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,14 +22,21 @@ struct Config {
   std::string engine = "demo";
   std::int64_t demo_token_delay_ms = 50;
   std::int64_t demo_tool_delay_ms = 100;
+  bool demo_token_timestamps = false;  ///< benchmarks: tokens carry their append time
   double ping_interval_s = 15;
   std::size_t max_body_bytes = 1048576;
   std::size_t max_content_bytes = 32768;
   std::size_t max_concurrent_runs = 256;
   std::size_t subscriber_queue = 4096;
-  std::string openai_base_url;
-  std::string openai_api_key;
+  std::string openai_base_url = "https://api.openai.com/v1";
+  std::string openai_api_key;  ///< never logged
   std::string openai_model;
+  std::string openai_system_prompt;
+  std::optional<double> openai_temperature;
+  double openai_connect_timeout_s = 10;
+  double openai_first_byte_timeout_s = 120;
+  double openai_idle_timeout_s = 60;
+  int openai_retries = 2;
   std::string log_level = "info";
   std::string log_format = "text";
   bool migrate = true;

@@ -1,5 +1,8 @@
 #include "demo_engine.hpp"
 
+#include <cstdint>
+#include <ctime>
+
 #include "domain/json_text.hpp"
 
 namespace chat::infra::engines {
@@ -62,7 +65,14 @@ app::Task<void> DemoEngine::run(const app::EngineRequest& request, app::EngineSi
     if (sink.canceled()) co_return;
     co_await sink.sleep(o_.token_delay);
     if (sink.canceled()) co_return;
-    co_await sink.token(t);
+    if (o_.token_timestamps) {
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME, &ts);
+      const auto us = static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+      co_await sink.token("\xE2\x8F\xB1" + std::to_string(us) + " " + t);  // ⏱
+    } else {
+      co_await sink.token(t);
+    }
   }
 }
 

@@ -15,6 +15,9 @@ namespace chat::infra::engines {
 struct DemoOptions {
   std::chrono::milliseconds token_delay{50};
   std::chrono::milliseconds tool_delay{100};
+  /// Benchmarks only: each token's text starts with "\u23F1<CLOCK_REALTIME microseconds> ",
+  /// the time the engine appended it, so a client can measure append-to-receipt latency.
+  bool token_timestamps = false;
 };
 
 class DemoEngine final : public app::Engine {

@@ -5,7 +5,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include "embedded_assets.hpp"
 #include "json_mapping.hpp"
+#include "metrics.hpp"
 
 namespace chat::web {
 namespace {
@@ -168,6 +172,69 @@ app::Task<Response> list_user_threads(HandlerContext& ctx, std::int64_t user_id,
                           json::object{{"threads", std::move(threads)}, {"next", next}});
 }
 
+// 200 when the database answers a trivial query; 503 when it throws (the cause is logged).
+app::Task<Response> readiness(HandlerContext& ctx) {
+  if (!ctx.database) co_return problem(http::status::service_unavailable, "No database to check");
+  std::optional<std::string> failure;
+  try {
+    co_await ctx.database->read([](domain::Repositories& r) { (void)r.users.find(0); });
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  if (failure) {
+    spdlog::warn("readiness: the database does not answer: {}", *failure);
+    co_return problem(http::status::service_unavailable, "The database does not answer");
+  }
+  co_return json_response(http::status::ok, json::object{{"status", "ok"}, {"database", "ok"}});
+}
+
+Response metrics_response(const HandlerContext& ctx) {
+  if (!ctx.metrics) return problem(http::status::service_unavailable, "Metrics are not enabled");
+  Response res{http::status::ok, 11};
+  res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  res.set(http::field::cache_control, "no-store");
+  res.body() = ctx.metrics->render();
+  res.prepare_payload();
+  return res;
+}
+
+bool etag_matches(std::string_view if_none_match, std::string_view etag) {
+  if (if_none_match == "*") return true;
+  // A list of entity tags; weak ones (W/"...") compare by their opaque part.
+  while (!if_none_match.empty()) {
+    auto comma = if_none_match.find(',');
+    auto tag = if_none_match.substr(0, comma);
+    while (!tag.empty() && tag.front() == ' ') tag.remove_prefix(1);
+    while (!tag.empty() && tag.back() == ' ') tag.remove_suffix(1);
+    if (tag.rfind("W/", 0) == 0) tag.remove_prefix(2);
+    if (tag == etag) return true;
+    if (comma == std::string_view::npos) break;
+    if_none_match.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+/// An embedded file (OpenAPI, Swagger UI, the playground), revalidated by ETag.
+Response asset_response(const Request& req, std::string_view path) {
+  const StaticAsset* a = find_asset(path);
+  if (!a) return problem(http::status::not_found, "Not Found");
+  const bool fresh = etag_matches(req[http::field::if_none_match], a->etag);
+  Response res{fresh ? http::status::not_modified : http::status::ok, 11};
+  res.set(http::field::etag, a->etag);
+  // Always revalidate (cheap with the ETag), so a new build's assets are picked up at once.
+  res.set(http::field::cache_control, "no-cache");
+  if (fresh) return res;
+  res.set(http::field::content_type, a->content_type);
+  res.set("X-Content-Type-Options", "nosniff");
+  if (!a->csp.empty()) {
+    res.set("Content-Security-Policy", a->csp);
+    res.set("Referrer-Policy", "no-referrer");
+  }
+  res.body().assign(a->body.data(), a->body.size());
+  res.prepare_payload();
+  return res;
+}
+
 }  // namespace
 
 std::int64_t parse_last_event_id(std::string_view v) {
@@ -209,6 +276,19 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
   switch (m.id) {
     case RouteId::healthz:
       out.response = json_response(http::status::ok, json::object{{"status", "ok"}});
+      break;
+    case RouteId::readyz:
+      out.response = co_await readiness(ctx);
+      break;
+    case RouteId::metrics:
+      out.response = metrics_response(ctx);
+      break;
+    case RouteId::openapi:
+    case RouteId::docs:
+    case RouteId::docs_asset:
+    case RouteId::playground:
+    case RouteId::asset:
+      out.response = asset_response(req, path);
       break;
     case RouteId::create_user:
       out.response = co_await create_user(ctx, req);

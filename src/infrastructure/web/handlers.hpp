@@ -26,8 +26,12 @@ struct Outcome {
   std::string route;                          ///< route template, for logs and metrics
 };
 
+class Metrics;
+
 struct HandlerContext {
   app::ChatService& service;
+  app::Database* database = nullptr;  ///< for /readyz; null: not ready
+  const Metrics* metrics = nullptr;   ///< for /metrics; null: 503
 };
 
 app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,

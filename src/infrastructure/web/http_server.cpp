@@ -23,8 +23,9 @@ using tcp = asio::ip::tcp;
 
 struct HttpServer::Impl {
   Impl(asio::io_context& io_, app::ChatService& svc, app::Logger& lg, ServerOptions o,
-       std::atomic<std::size_t>& streams)
-      : io(io_), ctx{svc}, log(lg), opts(o), acceptor(io_), open_streams(streams) {}
+       std::atomic<std::size_t>& streams, app::Database* db, Metrics& m)
+      : io(io_), ctx{svc, db, &m}, log(lg), opts(o), acceptor(io_), open_streams(streams),
+        metrics(m) {}
 
   asio::io_context& io;
   HandlerContext ctx;
@@ -32,11 +33,14 @@ struct HttpServer::Impl {
   ServerOptions opts;
   tcp::acceptor acceptor;
   std::atomic<std::size_t>& open_streams;
+  Metrics& metrics;
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(beast::tcp_stream stream);
-  asio::awaitable<void> write_stream(beast::tcp_stream& stream, app::RunEventStream& events,
-                                     const std::string& request_id);
+  /// Returns the number of events written.
+  asio::awaitable<std::uint64_t> write_stream(beast::tcp_stream& stream,
+                                              app::RunEventStream& events,
+                                              const std::string& request_id);
 };
 
 namespace {
@@ -94,8 +98,10 @@ std::string RequestIds::uuid() {
 }
 
 HttpServer::HttpServer(asio::io_context& io, app::ChatService& service, app::Logger& log,
-                       ServerOptions opts)
-    : impl_(std::make_unique<Impl>(io, service, log, opts, open_streams_)) {}
+                       ServerOptions opts, ServerOperations ops)
+    : metrics_(ops.metrics ? ops.metrics : &own_metrics_),
+      impl_(std::make_unique<Impl>(io, service, log, opts, open_streams_, ops.database,
+                                   *metrics_)) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -178,6 +184,8 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
       boost::system::error_code wec;
       stream.expires_after(opts.write_timeout);
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
+      metrics.observe_request(http::to_string(parser.get().method()), "unparsed",
+                              res.result_int(), std::chrono::steady_clock::now() - started);
     };
     if (ec == http::error::body_limit) {  // Content-Length over the limit, seen in the header
       co_await fail(http::status::payload_too_large,
@@ -239,10 +247,21 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
     }
 
     if (out.stream) {
-      spdlog::info("{} {} {} 200 stream-open {}", req.method_string(), out.route, request_id,
+      spdlog::info("{} {} 200 {} stream-open {}", req.method_string(), out.route, request_id,
                    req.target());
+      metrics.observe_request(http::to_string(req.method()), out.route, 200,
+                              std::chrono::steady_clock::now() - started);
       ++open_streams;
-      co_await write_stream(stream, *out.stream, request_id);
+      metrics.stream_opened();
+      const auto sent = co_await write_stream(stream, *out.stream, request_id);
+      // The stream's own line when it ends: same fields, its whole duration, what it carried.
+      spdlog::info("{} {} 200 {} {}us stream-closed events={}", req.method_string(), out.route,
+                   request_id,
+                   std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now() - started)
+                       .count(),
+                   sent);
+      metrics.stream_closed();
       --open_streams;
       break;
     }
@@ -250,7 +269,8 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
     Response& res = out.response;
     res.set("X-Request-Id", request_id);
     res.keep_alive(req.keep_alive());
-    if (!res.has_content_length() && res.result() != http::status::no_content)
+    if (!res.has_content_length() && res.result() != http::status::no_content &&
+        res.result() != http::status::not_modified)
       res.prepare_payload();
     stream.expires_after(opts.write_timeout);
     co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
@@ -259,6 +279,8 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
                         .count();
     spdlog::info("{} {} {} {} {}us", req.method_string(), out.route, res.result_int(), request_id,
                  us);
+    metrics.observe_request(http::to_string(req.method()), out.route, res.result_int(),
+                            std::chrono::microseconds(us));
     if (ec || !res.keep_alive()) break;
   }
   boost::system::error_code ignored;
@@ -266,9 +288,9 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
   stream.close();
 }
 
-asio::awaitable<void> HttpServer::Impl::write_stream(beast::tcp_stream& stream,
-                                                     app::RunEventStream& events,
-                                                     const std::string& request_id) {
+asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(beast::tcp_stream& stream,
+                                                              app::RunEventStream& events,
+                                                              const std::string& request_id) {
   std::string buf =
       "HTTP/1.1 200 OK\r\n"
       "Content-Type: text/event-stream; charset=utf-8\r\n"
@@ -281,28 +303,34 @@ asio::awaitable<void> HttpServer::Impl::write_stream(beast::tcp_stream& stream,
       "retry: 3000\n"
       ": connected\n\n";
   boost::system::error_code ec;
+  std::uint64_t frames = 0;  // events in `buf`
+  std::uint64_t sent = 0;
   for (;;) {
     if (!buf.empty()) {
       stream.expires_after(opts.write_timeout);
       co_await asio::async_write(stream, asio::buffer(buf),
                                  asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return;
+      if (ec) co_return sent;
       buf.clear();
+      if (frames) metrics.add_delivered(frames);
+      sent += frames;
+      frames = 0;
     }
     auto step = co_await events.next(opts.ping_interval);
     switch (step.kind) {
       case app::RunEventStream::StepKind::events:
         for (const auto& e : step.events) append_frame(buf, *e);
+        frames = step.events.size();
         break;
       case app::RunEventStream::StepKind::idle:
         buf = ": ping\n\n";
         break;
       case app::RunEventStream::StepKind::end:
-        co_return;
+        co_return sent;
       case app::RunEventStream::StepKind::overflow:
         spdlog::info("stream {}: subscriber too slow, disconnected at seq {}", request_id,
                      events.last_sent());
-        co_return;
+        co_return sent;
     }
   }
 }

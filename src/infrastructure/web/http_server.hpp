@@ -18,6 +18,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "handlers.hpp"
+#include "metrics.hpp"
 
 namespace chat::web {
 
@@ -29,10 +30,16 @@ struct ServerOptions {
   std::chrono::seconds write_timeout{30};  ///< a client that accepts no bytes for this long goes
 };
 
+/// What the operations endpoints look at. Both must outlive the server.
+struct ServerOperations {
+  app::Database* database = nullptr;  ///< /readyz queries it; null: /readyz answers 503
+  Metrics* metrics = nullptr;         ///< requests are recorded here; null: the server's own
+};
+
 class HttpServer {
  public:
   HttpServer(boost::asio::io_context& io, app::ChatService& service, app::Logger& log,
-             ServerOptions opts);
+             ServerOptions opts, ServerOperations ops = {});
   ~HttpServer();
 
   /// Binds and listens; throws on failure. Returns the bound port.
@@ -43,8 +50,12 @@ class HttpServer {
   void stop();
 
   std::size_t open_streams() const { return open_streams_.load(); }
+  /// Where requests are recorded (the one given in ServerOperations, or the server's own).
+  Metrics& metrics() { return *metrics_; }
 
  private:
+  Metrics own_metrics_;
+  Metrics* metrics_;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::atomic<std::size_t> open_streams_{0};

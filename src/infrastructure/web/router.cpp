@@ -26,6 +26,13 @@ constexpr std::array kRoutes{
     Route{http::verb::post, "/api/runs/{run_id}/cancel", RouteId::cancel_run},
     Route{http::verb::get, "/api/runs/{run_id}/events", RouteId::stream_events},
     Route{http::verb::get, "/healthz", RouteId::healthz},
+    Route{http::verb::get, "/readyz", RouteId::readyz},
+    Route{http::verb::get, "/metrics", RouteId::metrics},
+    Route{http::verb::get, "/openapi.json", RouteId::openapi},
+    Route{http::verb::get, "/docs", RouteId::docs},
+    Route{http::verb::get, "/docs/{file}", RouteId::docs_asset},
+    Route{http::verb::get, "/", RouteId::playground},
+    Route{http::verb::get, "/assets/{file}", RouteId::asset},
 };
 
 std::vector<std::string_view> split(std::string_view p) {

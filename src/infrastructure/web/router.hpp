@@ -23,6 +23,13 @@ enum class RouteId {
   cancel_run,
   stream_events,
   healthz,
+  readyz,
+  metrics,
+  openapi,
+  docs,         ///< Swagger UI page
+  docs_asset,   ///< its scripts and styles
+  playground,   ///< the playground page at /
+  asset,        ///< the playground's scripts and styles
 };
 
 struct RouteMatch {

@@ -1,5 +1,7 @@
 #include "sqlite_database.hpp"
 
+#include <chrono>
+
 #include "sqlite_connection.hpp"
 #include "sqlite_migrations.hpp"
 #include "sqlite_repositories.hpp"
@@ -65,6 +67,11 @@ SqliteDatabase::Stats SqliteDatabase::stats() const {
   return stats_;
 }
 
+DbStats SqliteDatabase::db_stats() const {
+  std::lock_guard lock(wmu_);
+  return db_stats_;
+}
+
 void SqliteDatabase::submit_write(WriteJob job, Done done) {
   {
     std::lock_guard lock(wmu_);
@@ -107,6 +114,7 @@ void SqliteDatabase::writer_loop() {
 void SqliteDatabase::run_batch(std::vector<Pending>& batch) {
   SqliteRepositories repos(*writer_conn_);
   std::vector<std::function<void()>> hooks;
+  const auto started = std::chrono::steady_clock::now();
   try {
     writer_conn_->exec("BEGIN IMMEDIATE");
     try {
@@ -127,6 +135,7 @@ void SqliteDatabase::run_batch(std::vector<Pending>& batch) {
     {
       std::lock_guard lock(wmu_);
       ++stats_.errors;
+      ++db_stats_.errors;
     }
     if (batch.size() == 1) {
       batch[0].done(std::current_exception());
@@ -144,6 +153,9 @@ void SqliteDatabase::run_batch(std::vector<Pending>& batch) {
     std::lock_guard lock(wmu_);
     ++stats_.batches;
     stats_.write_jobs += batch.size();
+    db_stats_.batch_size.observe(static_cast<double>(batch.size()));
+    db_stats_.commit_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
   for (auto& h : hooks) h();
   for (auto& p : batch) p.done(nullptr);
@@ -169,6 +181,8 @@ void SqliteDatabase::reader_loop(int index) {
       p.job(repos.repos());
     } catch (...) {
       err = std::current_exception();
+      std::lock_guard lock(wmu_);
+      ++db_stats_.errors;
     }
     p.done(err);
   }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "application/database.hpp"
+#include "infrastructure/db/db_stats.hpp"
 
 namespace chat::infra::sqlite {
 
@@ -34,7 +35,7 @@ struct SqliteOptions {
 /// Parses "sqlite:PATH", "sqlite://PATH", "sqlite::memory:". Empty result if not SQLite.
 std::optional<std::string> sqlite_path_from_url(const std::string& url);
 
-class SqliteDatabase final : public app::Database {
+class SqliteDatabase final : public app::Database, public DbStatsSource {
  public:
   /// Opens (and migrates) the database; throws SqliteError when it cannot.
   explicit SqliteDatabase(SqliteOptions opts);
@@ -49,6 +50,7 @@ class SqliteDatabase final : public app::Database {
     std::uint64_t errors = 0;
   };
   Stats stats() const;
+  DbStats db_stats() const override;
 
  protected:
   void submit_read(ReadJob job, Done done) override;
@@ -85,6 +87,7 @@ class SqliteDatabase final : public app::Database {
   std::thread writer_;
   std::vector<std::thread> readers_;
   Stats stats_;
+  DbStats db_stats_;  ///< under wmu_
 };
 
 }  // namespace chat::infra::sqlite

@@ -22,7 +22,7 @@
 
 #include "application/task.hpp"
 
-namespace chat::testing {
+namespace chat::testkit {
 
 using namespace std::chrono_literals;
 
@@ -110,4 +110,4 @@ inline bool wait_until(const std::function<bool()>& pred,
   return true;
 }
 
-}  // namespace chat::testing
+}  // namespace chat::testkit

@@ -1,0 +1,140 @@
+#include "pg_session.hpp"
+
+#include "pg_sql.hpp"
+
+namespace chat::infra::pg {
+namespace {
+
+constexpr const char* kBegin = "BEGIN";
+constexpr const char* kCommit = "COMMIT";
+
+// One element of an array literal, double-quoted: any text survives (commas, braces, quotes,
+// backslashes, the word NULL).
+void append_element(std::string& arr, std::string_view v) {
+  arr.push_back(arr.empty() ? '{' : ',');
+  arr.push_back('"');
+  for (char c : v) {
+    if (c == '"' || c == '\\') arr.push_back('\\');
+    arr.push_back(c);
+  }
+  arr.push_back('"');
+}
+
+void append_bare(std::string& arr, std::string_view v) {
+  arr.push_back(arr.empty() ? '{' : ',');
+  arr.append(v);
+}
+
+}  // namespace
+
+void Session::begin() {
+  discard();
+  tx_wanted_ = true;
+  tx_sent_ = false;
+  commit_sent_ = false;
+}
+
+void Session::append_event(const domain::RunEvent& e) {
+  append_element(run_ids_, e.run_id);
+  append_bare(seqs_, std::to_string(e.seq));
+  append_element(types_, domain::to_string(e.type));
+  append_element(datas_, e.data);
+  append_bare(ats_, std::to_string(e.created_at));
+  ++events_;
+}
+
+void Session::discard() noexcept {
+  events_ = 0;
+  run_ids_.clear();
+  seqs_.clear();
+  types_.clear();
+  datas_.clear();
+  ats_.clear();
+}
+
+void Session::take_deferred(std::vector<Query>& qs, Params& p) {
+  if (tx_wanted_ && !tx_sent_) {
+    qs.push_back(Query{kBegin, nullptr, true});
+    tx_sent_ = true;
+  }
+  if (events_ > 0) {
+    for (auto* arr : {&run_ids_, &seqs_, &types_, &datas_, &ats_}) arr->push_back('}');
+    p.add(run_ids_).add(seqs_).add(types_).add(datas_).add(ats_);
+    qs.push_back(Query{sql::kAppendEvents, &p, false});
+  }
+}
+
+Result Session::query(const char* sql, const Params& params) {
+  std::vector<Query> qs;
+  Params deferred;
+  take_deferred(qs, deferred);
+  if (qs.empty()) return c_.query(sql, params);
+  qs.push_back(Query{sql, &params, false});
+  auto clear = [this] { discard(); };
+  try {
+    auto results = c_.pipeline(qs);
+    clear();
+    return std::move(results.back());
+  } catch (...) {
+    clear();
+    throw;
+  }
+}
+
+void Session::flush() {
+  std::vector<Query> qs;
+  Params deferred;
+  take_deferred(qs, deferred);
+  if (qs.empty()) return;
+  try {
+    c_.pipeline(qs);
+  } catch (...) {
+    discard();
+    throw;
+  }
+  discard();
+}
+
+void Session::commit() {
+  if (!tx_wanted_) {
+    flush();
+    return;
+  }
+  if (!tx_sent_ && events_ == 0) {  // nothing was sent and nothing is deferred: no round trip
+    tx_wanted_ = false;
+    return;
+  }
+  std::vector<Query> qs;
+  Params deferred;
+  take_deferred(qs, deferred);
+  tx_wanted_ = false;
+  tx_sent_ = false;
+  qs.push_back(Query{kCommit, nullptr, true});
+  commit_sent_ = true;
+  std::vector<Result> results;
+  try {
+    results = c_.pipeline(qs);
+  } catch (...) {
+    discard();
+    rollback();
+    throw;
+  }
+  discard();
+  // COMMIT of a transaction that failed earlier answers ROLLBACK; never take that for success.
+  const auto& r = results.back();
+  if (r.command() != "COMMIT")
+    throw PgError("postgres: the transaction was rolled back at COMMIT", "", false);
+}
+
+void Session::rollback() noexcept {
+  discard();
+  tx_wanted_ = false;
+  tx_sent_ = false;
+  try {
+    if (c_.ok() && c_.in_transaction()) c_.exec("ROLLBACK");
+  } catch (...) {
+    // The connection is broken (the server rolls back by itself) or already clean.
+  }
+}
+
+}  // namespace chat::infra::pg

@@ -1,0 +1,65 @@
+#pragma once
+/// The statements one database thread sends on its connection, with two deferrals that save
+/// round trips:
+///  - a transaction's BEGIN waits for its first statement;
+///  - appended run events wait in a buffer and go out as ONE multi-row INSERT (five arrays,
+///    unnested), however many events and runs the transaction holds.
+/// Deferred work is sent, in the same round trip (libpq pipeline), right before the next
+/// statement of this session runs and right before COMMIT. So a statement always sees the
+/// events appended before it, and a batch that only appends costs one round trip:
+/// BEGIN + INSERT + COMMIT.
+///
+/// Not thread-safe: owned by the thread that owns the connection.
+
+#include <cstddef>
+#include <string>
+
+#include "domain/entities.hpp"
+#include "pg_connection.hpp"
+
+namespace chat::infra::pg {
+
+class Session {
+ public:
+  explicit Session(Connection& c) : c_(c) {}
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// Opens a transaction (BEGIN is deferred to the first statement).
+  void begin();
+  /// Sends deferred work and COMMIT in one round trip; nothing at all when the transaction
+  /// did nothing. Throws if the commit fails (the transaction is then rolled back).
+  void commit();
+  /// Drops deferred work and rolls back what was sent. Never throws.
+  void rollback() noexcept;
+  /// True from the moment COMMIT was sent until the next begin(): a failure then leaves the
+  /// outcome unknown (the commit may have happened).
+  bool commit_sent() const { return commit_sent_; }
+
+  /// Runs a prepared statement, after whatever is deferred.
+  Result query(const char* sql, const Params& p);
+  /// Defers one event row to the next flush.
+  void append_event(const domain::RunEvent& e);
+  /// Sends deferred work now (outside a transaction it commits by itself).
+  void flush();
+  /// Drops deferred work without sending it.
+  void discard() noexcept;
+
+  std::size_t buffered_events() const { return events_; }
+  Connection& connection() { return c_; }
+
+ private:
+  /// Appends the deferred statements to `qs`; `p` receives the INSERT's parameters.
+  void take_deferred(std::vector<Query>& qs, Params& p);
+
+  Connection& c_;
+  bool tx_wanted_ = false;  // begin() called, COMMIT/ROLLBACK not yet
+  bool tx_sent_ = false;    // BEGIN went out
+  bool commit_sent_ = false;
+
+  // The buffered events as PostgreSQL array literals, built as they come.
+  std::size_t events_ = 0;
+  std::string run_ids_, seqs_, types_, datas_, ats_;
+};
+
+}  // namespace chat::infra::pg

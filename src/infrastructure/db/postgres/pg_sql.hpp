@@ -1,0 +1,92 @@
+#pragma once
+// SQL of the PostgreSQL backend, as named constants. Every parameter is sent as text (see
+// pg_connection.hpp) and cast where it is used. Domain timestamps are milliseconds since the
+// epoch; columns are timestamptz, converted both ways in SQL with millisecond precision
+// (to_timestamp rounds to the microsecond, extract(epoch) is exact numeric since PG 14).
+
+namespace chat::infra::pg::sql {
+
+#define CHAT_PG_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+#define CHAT_PG_TS(param) "to_timestamp(" param "::bigint / 1000.0)"
+
+inline constexpr const char* kInsertUser =
+    "INSERT INTO users(name, created_at) VALUES($1, " CHAT_PG_TS("$2") ") RETURNING id";
+inline constexpr const char* kFindUser =
+    "SELECT id, name, " CHAT_PG_MS("created_at") " FROM users WHERE id = $1::bigint";
+inline constexpr const char* kFindUserByName =
+    "SELECT id, name, " CHAT_PG_MS("created_at") " FROM users WHERE name = $1";
+
+inline constexpr const char* kInsertThread =
+    "INSERT INTO threads(id, user_id, title, created_at) "
+    "VALUES($1::uuid, $2::bigint, $3, " CHAT_PG_TS("$4") ")";
+inline constexpr const char* kFindThread =
+    "SELECT id, user_id, title, " CHAT_PG_MS("created_at") " FROM threads WHERE id = $1::uuid";
+// Newest first by insertion order (`no`), as on SQLite; a NULL limit means no limit.
+inline constexpr const char* kListThreads =
+    "SELECT id, user_id, title, " CHAT_PG_MS("created_at") " FROM threads "
+    "WHERE user_id = $1::bigint ORDER BY no DESC LIMIT $2::bigint";
+inline constexpr const char* kListThreadsBefore =
+    "SELECT id, user_id, title, " CHAT_PG_MS("created_at") " FROM threads "
+    "WHERE user_id = $1::bigint "
+    "AND no < (SELECT no FROM threads WHERE id = $3::uuid AND user_id = $1::bigint) "
+    "ORDER BY no DESC LIMIT $2::bigint";
+// Messages, runs, run events and idempotency keys go with it (ON DELETE CASCADE).
+inline constexpr const char* kDeleteThread = "DELETE FROM threads WHERE id = $1::uuid";
+
+inline constexpr const char* kInsertMessage =
+    "INSERT INTO messages(id, thread_id, role, content, created_at, run_id) "
+    "VALUES($1::uuid, $2::uuid, $3, $4, " CHAT_PG_TS("$5") ", $6::uuid)";
+// Conversation order: runs in creation order, each user message before its reply. Messages
+// without a run first, as SQLite sorts NULLs.
+inline constexpr const char* kListMessages =
+    "SELECT m.id, m.thread_id, m.role, m.content, " CHAT_PG_MS("m.created_at") ", m.run_id "
+    "FROM messages m LEFT JOIN runs r ON r.id = m.run_id WHERE m.thread_id = $1::uuid "
+    "ORDER BY r.no NULLS FIRST, m.role = 'assistant', m.no";
+
+#define CHAT_PG_RUN_COLUMNS                                                              \
+  "r.id, r.thread_id, r.message_id, r.status, " CHAT_PG_MS("r.created_at") ", "          \
+  CHAT_PG_MS("r.started_at") ", " CHAT_PG_MS("r.finished_at") ", r.error, "              \
+  "(SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = r.id)"
+
+inline constexpr const char* kInsertRun =
+    "INSERT INTO runs(id, thread_id, message_id, status, created_at) "
+    "VALUES($1::uuid, $2::uuid, $3::uuid, $4, " CHAT_PG_TS("$5") ")";
+inline constexpr const char* kFindRun =
+    "SELECT " CHAT_PG_RUN_COLUMNS " FROM runs r WHERE r.id = $1::uuid";
+inline constexpr const char* kListRunsByThread =
+    "SELECT " CHAT_PG_RUN_COLUMNS " FROM runs r WHERE r.thread_id = $1::uuid ORDER BY r.no";
+inline constexpr const char* kListRunsByStatus =
+    "SELECT " CHAT_PG_RUN_COLUMNS " FROM runs r WHERE r.status = $1 ORDER BY r.no";
+inline constexpr const char* kMarkRunning =
+    "UPDATE runs SET status = 'running', started_at = " CHAT_PG_TS("$2") " "
+    "WHERE id = $1::uuid AND status = 'queued'";
+inline constexpr const char* kFinishRun =
+    "UPDATE runs SET status = $2, finished_at = " CHAT_PG_TS("$3") ", error = $4 "
+    "WHERE id = $1::uuid AND status IN ('queued', 'running')";
+
+#undef CHAT_PG_RUN_COLUMNS
+
+// The buffered appends of a transaction, all in one statement: five parallel arrays (text
+// literals), unnested in order. One round trip whatever the number of events and runs.
+inline constexpr const char* kAppendEvents =
+    "INSERT INTO run_events(run_id, seq, type, data, created_at) "
+    "SELECT u.run_id, u.seq, u.type, u.data::jsonb, to_timestamp(u.at / 1000.0) "
+    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
+    "AS u(run_id, seq, type, data, at)";
+// data::text is jsonb's rendering ("{"a": 1}"); the repository compacts it again.
+inline constexpr const char* kListEventsAfter =
+    "SELECT run_id, seq, type, data::text, " CHAT_PG_MS("created_at") " FROM run_events "
+    "WHERE run_id = $1::uuid AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint";
+inline constexpr const char* kLastSeq =
+    "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1::uuid";
+
+inline constexpr const char* kFindIdempotency =
+    "SELECT response FROM idempotency_keys WHERE thread_id = $1::uuid AND key = $2";
+inline constexpr const char* kInsertIdempotency =
+    "INSERT INTO idempotency_keys(thread_id, key, response, created_at) "
+    "VALUES($1::uuid, $2, $3, " CHAT_PG_TS("$4") ")";
+
+#undef CHAT_PG_MS
+#undef CHAT_PG_TS
+
+}  // namespace chat::infra::pg::sql

@@ -1,0 +1,250 @@
+#include "sse_chunk_parser.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+namespace chat::infra::engines {
+namespace json = boost::json;
+namespace {
+
+// A short, printable excerpt of a payload for error messages.
+std::string excerpt(std::string_view s) {
+  constexpr std::size_t kMax = 120;
+  std::string out;
+  for (char c : s.substr(0, kMax)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? '?' : c;
+  }
+  if (s.size() > kMax) out += "...";
+  return out;
+}
+
+std::string input_from_arguments(const std::string& raw) {
+  std::string trimmed = raw;
+  while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\n' ||
+                              trimmed.back() == '\r' || trimmed.back() == '\t'))
+    trimmed.pop_back();
+  if (trimmed.find_first_not_of(" \t\r\n") == std::string::npos) return "{}";
+  boost::system::error_code ec;
+  json::value v = json::parse(trimmed, ec);
+  if (!ec && v.is_object()) return json::serialize(v);
+  json::object o;
+  o["arguments"] = raw;
+  return json::serialize(o);
+}
+
+std::string error_text(const json::value& err) {
+  if (err.is_string()) return std::string(err.get_string());
+  if (err.is_object()) {
+    const auto& o = err.get_object();
+    if (auto it = o.find("message"); it != o.end() && it->value().is_string())
+      return std::string(it->value().get_string());
+  }
+  return json::serialize(err);
+}
+
+}  // namespace
+
+std::size_t incomplete_utf8_tail(std::string_view s) {
+  // Look back at most 3 bytes for the lead byte of the last character.
+  const std::size_t n = s.size();
+  for (std::size_t back = 1; back <= 3 && back <= n; ++back) {
+    const auto c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking
+    std::size_t need = 0;
+    if ((c & 0xE0) == 0xC0) need = 2;
+    else if ((c & 0xF0) == 0xE0) need = 3;
+    else if ((c & 0xF8) == 0xF0) need = 4;
+    else return 0;  // ASCII or an invalid byte: nothing to wait for
+    return back < need ? back : 0;
+  }
+  return 0;
+}
+
+void SseChunkParser::feed(std::string_view bytes, std::vector<StreamItem>& out) {
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const char c = bytes[i];
+    if (c != '\r' && c != '\n') {
+      skip_lf_ = false;
+      continue;
+    }
+    const bool lf_after_cr = c == '\n' && skip_lf_;
+    line_.append(bytes.data() + start, i - start);
+    start = i + 1;
+    skip_lf_ = c == '\r';
+    if (lf_after_cr) continue;  // the second half of a CRLF
+    std::string line;
+    line.swap(line_);
+    on_line(line, out);
+  }
+  line_.append(bytes.data() + start, bytes.size() - start);
+  if (line_.size() > kMaxLine)
+    throw ChunkError("malformed chunk: a line longer than " + std::to_string(kMaxLine) +
+                     " bytes");
+}
+
+void SseChunkParser::finish(std::vector<StreamItem>& out) {
+  if (!line_.empty()) {
+    std::string line;
+    line.swap(line_);
+    on_line(line, out);
+  }
+  dispatch(out);
+  if (!done_) {
+    flush_text(out);
+    throw ChunkError("the stream ended without [DONE]");
+  }
+}
+
+void SseChunkParser::on_line(std::string_view line, std::vector<StreamItem>& out) {
+  if (line.empty()) {
+    dispatch(out);
+    return;
+  }
+  if (line.front() == ':') return;  // a comment (keep-alive)
+  const auto colon = line.find(':');
+  const std::string_view field = line.substr(0, colon);
+  std::string_view value = colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
+  if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  if (field != "data") return;  // event, id, retry and unknown fields carry nothing for us
+  if (has_data_) data_ += '\n';
+  data_.append(value);
+  has_data_ = true;
+}
+
+void SseChunkParser::dispatch(std::vector<StreamItem>& out) {
+  if (!has_data_) return;
+  std::string data;
+  data.swap(data_);
+  has_data_ = false;
+  if (done_) return;
+  on_data(data, out);
+}
+
+void SseChunkParser::on_data(std::string_view data, std::vector<StreamItem>& out) {
+  std::string_view trimmed = data;
+  while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\t'))
+    trimmed.remove_suffix(1);
+  if (trimmed == "[DONE]") {
+    flush_tools_below(static_cast<std::size_t>(-1), out);
+    flush_text(out);
+    done_ = true;
+    out.push_back({StreamItem::Kind::done, {}, {}});
+    return;
+  }
+
+  json::parse_options opts;
+  opts.allow_invalid_utf8 = true;  // a character split across deltas is glued back below
+  boost::system::error_code ec;
+  json::value v = json::parse(data, ec, {}, opts);
+  if (ec) throw ChunkError("malformed chunk (" + ec.message() + "): " + excerpt(data));
+  if (!v.is_object()) throw ChunkError("malformed chunk (not a JSON object): " + excerpt(data));
+  const auto& obj = v.get_object();
+
+  if (auto it = obj.find("error"); it != obj.end() && !it->value().is_null())
+    throw StreamErrorReported(error_text(it->value()));
+
+  if (auto it = obj.find("choices"); it != obj.end() && !it->value().is_null()) {
+    if (!it->value().is_array())
+      throw ChunkError("malformed chunk (choices is not an array): " + excerpt(data));
+    const auto& choices = it->value().get_array();
+    const json::object* choice = nullptr;
+    for (std::size_t i = 0; i < choices.size(); ++i) {
+      if (!choices[i].is_object())
+        throw ChunkError("malformed chunk (a choice is not an object): " + excerpt(data));
+      const auto& c = choices[i].get_object();
+      const auto idx = c.find("index");
+      const bool first = idx == c.end() ? i == 0
+                                        : (idx->value().is_int64() && idx->value().get_int64() == 0) ||
+                                              (idx->value().is_uint64() && idx->value().get_uint64() == 0);
+      if (first) {
+        choice = &c;
+        break;
+      }
+    }
+    if (choice) {
+      if (auto d = choice->find("delta"); d != choice->end() && !d->value().is_null()) {
+        if (!d->value().is_object())
+          throw ChunkError("malformed chunk (delta is not an object): " + excerpt(data));
+        const auto& delta = d->value().get_object();
+        if (auto ct = delta.find("content"); ct != delta.end() && !ct->value().is_null()) {
+          if (!ct->value().is_string())
+            throw ChunkError("malformed chunk (delta.content is not a string): " + excerpt(data));
+          add_text(ct->value().get_string(), out);
+        }
+        if (auto tc = delta.find("tool_calls"); tc != delta.end() && !tc->value().is_null()) {
+          if (!tc->value().is_array())
+            throw ChunkError("malformed chunk (tool_calls is not an array): " + excerpt(data));
+          const auto& calls = tc->value().get_array();
+          for (std::size_t i = 0; i < calls.size(); ++i) {
+            if (!calls[i].is_object())
+              throw ChunkError("malformed chunk (a tool call is not an object): " + excerpt(data));
+            const auto& call = calls[i].get_object();
+            std::size_t index = i;
+            if (auto ix = call.find("index"); ix != call.end()) {
+              if (ix->value().is_int64() && ix->value().get_int64() >= 0)
+                index = static_cast<std::size_t>(ix->value().get_int64());
+              else if (ix->value().is_uint64())
+                index = static_cast<std::size_t>(ix->value().get_uint64());
+              else
+                throw ChunkError("malformed chunk (tool call index): " + excerpt(data));
+            }
+            flush_tools_below(index, out);
+            auto& tool = tools_[index];
+            if (auto fn = call.find("function"); fn != call.end() && fn->value().is_object()) {
+              const auto& f = fn->value().get_object();
+              if (auto nm = f.find("name"); nm != f.end() && nm->value().is_string())
+                tool.name += std::string(nm->value().get_string());
+              if (auto args = f.find("arguments"); args != f.end() && !args->value().is_null()) {
+                if (!args->value().is_string())
+                  throw ChunkError("malformed chunk (function.arguments is not a string): " +
+                                   excerpt(data));
+                tool.arguments += std::string(args->value().get_string());
+              }
+            }
+          }
+        }
+      }
+      if (auto fr = choice->find("finish_reason"); fr != choice->end() && !fr->value().is_null())
+        flush_tools_below(static_cast<std::size_t>(-1), out);
+    }
+  }
+
+  if (auto it = obj.find("usage"); it != obj.end() && !it->value().is_null()) {
+    if (!it->value().is_object())
+      throw ChunkError("malformed chunk (usage is not an object): " + excerpt(data));
+    out.push_back({StreamItem::Kind::usage, json::serialize(it->value()), {}});
+  }
+}
+
+void SseChunkParser::add_text(std::string_view piece, std::vector<StreamItem>& out) {
+  std::string text = std::move(carry_);
+  carry_.clear();
+  text.append(piece);
+  const std::size_t tail = incomplete_utf8_tail(text);
+  if (tail > 0) {
+    carry_ = text.substr(text.size() - tail);
+    text.resize(text.size() - tail);
+  }
+  if (!text.empty()) out.push_back({StreamItem::Kind::text, std::move(text), {}});
+}
+
+void SseChunkParser::flush_text(std::vector<StreamItem>& out) {
+  // What is left can never be completed: the sink replaces it with U+FFFD.
+  if (carry_.empty()) return;
+  out.push_back({StreamItem::Kind::text, std::move(carry_), {}});
+  carry_.clear();
+}
+
+void SseChunkParser::flush_tools_below(std::size_t index, std::vector<StreamItem>& out) {
+  while (!tools_.empty() && tools_.begin()->first < index) {
+    auto node = tools_.extract(tools_.begin());
+    ToolCall& t = node.mapped();
+    out.push_back({StreamItem::Kind::tool_call, t.name.empty() ? std::string("unnamed") : t.name,
+                   input_from_arguments(t.arguments)});
+  }
+}
+
+}  // namespace chat::infra::engines
