@@ -135,7 +135,7 @@ class RepositoryContract : public ::testing::TestWithParam<RepoBackendFactory> {
   std::unique_ptr<RepoBackend> backend_;
 
  private:
-  std::uint64_t next_id_ = 0xffffffffffULL;
+  std::uint64_t next_id_ = 0xffffffffULL;  // 8 hex digits: the first group of a UUID
 };
 
 }  // namespace chat::testkit
