@@ -15,6 +15,7 @@ help:
 	@echo "make build      build build/release/chatbot"
 	@echo "make up         the seed's stack on http://localhost:8000 (API + PostgreSQL); make down, make psql"
 	@echo "make test-compose  that stack for real (podman or docker), the seed README's steps 1-8"
+	@echo "make torture   100 kill -9 / restart cycles under load, SQLite and PostgreSQL"
 	@echo "make bench      the benchmark (~10 min; PEER=http://127.0.0.1:8001 adds a peer): bench/README.md"
 
 deps:
@@ -87,6 +88,20 @@ psql:
 # The stack for real: images, up, the seed README's steps 1-8, down; then the no-engine fallback.
 test-compose:
 	tests/compose/run.sh
+
+# The crash cycles of tests/e2e/test_crash_cycles.py, 100 of them (make test runs 20), on SQLite
+# and on a throwaway PostgreSQL cluster.
+TORTURE_CYCLES ?= 100
+TORTURE_PG := build/torture-pg
+.PHONY: torture
+torture: deps-test configure
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target chatbot
+	CHATBOT_CRASH_CYCLES=$(TORTURE_CYCLES) CHATBOT_BIN=$(RELEASE_DIR)/chatbot \
+	  python3 -m unittest tests.e2e.test_crash_cycles -v
+	scripts/pg-test-cluster start $(TORTURE_PG) >/dev/null
+	CHATBOT_CRASH_CYCLES=$(TORTURE_CYCLES) CHATBOT_BIN=$(RELEASE_DIR)/chatbot \
+	  scripts/pg-test-cluster exec $(TORTURE_PG) python3 -m unittest tests.e2e.test_crash_cycles -v; \
+	  rc=$$?; scripts/pg-test-cluster stop $(TORTURE_PG); exit $$rc
 
 clean:
 	rm -rf build

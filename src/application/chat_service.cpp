@@ -47,6 +47,13 @@ std::string lower(std::string s) {
   return s;
 }
 
+// U+0000 is refused in stored text: PostgreSQL cannot store it, and no chat needs it. Refused
+// the same way on every backend.
+bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+std::string no_nul_message(const char* field) {
+  return std::string(field) + " must not contain NUL characters (U+0000)";
+}
+
 // Path ids: anything that is not a UUID addresses nothing (404, never 500).
 std::optional<std::string> normalize_id(const std::string& id) {
   if (!is_uuid(id)) return std::nullopt;
@@ -58,6 +65,7 @@ std::optional<std::string> normalize_id(const std::string& id) {
 Task<Result<CreateUserOutcome>> ChatService::create_user(std::string name) {
   name = trim(name);
   if (name.empty()) co_return domain::invalid("name", "name must not be blank");
+  if (has_nul(name)) co_return domain::invalid("name", no_nul_message("name"));
   if (utf8_length(name) > limits_.max_name_chars)
     co_return domain::invalid("name", "name must be at most " +
                                           std::to_string(limits_.max_name_chars) + " characters");
@@ -99,6 +107,7 @@ Task<Result<ThreadPage>> ChatService::list_user_threads(std::int64_t user_id,
 
 Task<Result<domain::Thread>> ChatService::create_thread(std::int64_t user_id,
                                                         std::optional<std::string> title) {
+  if (title && has_nul(*title)) co_return domain::invalid("title", no_nul_message("title"));
   if (title && utf8_length(*title) > limits_.max_title_chars)
     co_return domain::invalid("title", "title must be at most " +
                                            std::to_string(limits_.max_title_chars) + " characters");
@@ -159,6 +168,7 @@ Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std
   auto id = normalize_id(thread_id);
   if (!id) co_return domain::not_found("Thread not found");
   if (trim(content).empty()) co_return domain::invalid("content", "content must not be blank");
+  if (has_nul(content)) co_return domain::invalid("content", no_nul_message("content"));
   if (content.size() > limits_.max_content_bytes)
     co_return domain::invalid("content", "content must be at most " +
                                              std::to_string(limits_.max_content_bytes) +

@@ -37,21 +37,25 @@ class ExecutorSink final : public EngineSink {
 
   Task<void> tool_start(const std::string& tool, const std::string& input_json) override {
     std::string data = "{\"tool\":";
-    domain::append_json_string(data, tool);
-    data += ",\"input\":" + (input_json.empty() ? std::string("{}") : input_json) + "}";
+    domain::append_json_string(data, domain::storable_text(tool));
+    data += ",\"input\":" +
+            (input_json.empty() ? std::string("{}") : domain::replace_json_nul_escapes(input_json)) +
+            "}";
     co_await append(EventType::tool_start, std::move(data), {});
   }
 
   Task<void> tool_end(const std::string& tool, const std::string& output_json) override {
     std::string data = "{\"tool\":";
-    domain::append_json_string(data, tool);
-    data += ",\"output\":" + (output_json.empty() ? std::string("{}") : output_json) + "}";
+    domain::append_json_string(data, domain::storable_text(tool));
+    data += ",\"output\":" +
+            (output_json.empty() ? std::string("{}") : domain::replace_json_nul_escapes(output_json)) +
+            "}";
     co_await append(EventType::tool_end, std::move(data), {});
   }
 
   Task<void> token(const std::string& text) override {
     if (text.empty()) co_return;
-    std::string clean = domain::sanitize_utf8(text);
+    std::string clean = domain::storable_text(text);
     std::string data = "{\"text\":";
     domain::append_json_string(data, clean);
     data += "}";
@@ -176,7 +180,7 @@ std::vector<RunEvent> terminal_events(const std::string& run_id, std::int64_t la
     add(EventType::canceled, "{\"reason\":\"canceled\"}");
   } else {
     std::string d = "{\"error\":";
-    domain::append_json_string(d, error);
+    domain::append_json_string(d, domain::storable_text(error));
     d += "}";
     add(EventType::error, std::move(d));
   }
@@ -248,8 +252,13 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
     }
   }
 
-  // Finalize: terminal events, status and assistant message in one transaction. Retried a few
-  // times: a run left `running` would otherwise wait for the next start-up's recovery.
+  error = domain::storable_text(error);  // an upstream's message goes into text columns
+
+  // Finalize: terminal events, status and assistant message in one transaction. Retried until it
+  // commits (the database may be away for a while: subscribers wait for the ending, and a run
+  // left `running` would otherwise wait for the next start-up's recovery). Idempotent: a commit
+  // whose answer was lost makes the retry's finish() a no-op. Shutdown destroys this coroutine;
+  // recovery at the next start then ends the run as "executor lost".
   const std::string message_id = ids_.uuid();
   for (int attempt = 0;; ++attempt) {
     try {
@@ -270,12 +279,12 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
       });
       co_return;
     } catch (const std::exception& e) {
-      log_.error("run " + run_id + ": could not finalize (attempt " +
-                 std::to_string(attempt + 1) + "): " + e.what());
-      if (attempt >= 4) co_return;
+      if (attempt < 5 || attempt % 30 == 0)
+        log_.error("run " + run_id + ": could not finalize (attempt " +
+                   std::to_string(attempt + 1) + "), retrying: " + e.what());
     }
     boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
-    t.expires_after(std::chrono::milliseconds(200 << attempt));
+    t.expires_after(std::chrono::milliseconds(attempt < 4 ? 200 << attempt : 2000));
     boost::system::error_code ec;
     co_await t.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
   }

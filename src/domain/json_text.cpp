@@ -94,4 +94,28 @@ std::string sanitize_utf8(std::string_view s) {
   return out;
 }
 
+std::string storable_text(std::string_view s) {
+  std::string out = sanitize_utf8(s);
+  for (std::size_t i = out.find('\0'); i != std::string::npos; i = out.find('\0', i))
+    out.replace(i, 1, kReplacement);
+  return out;
+}
+
+std::string replace_json_nul_escapes(std::string_view json) {
+  std::string out(json);
+  bool in_string = false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    if (!in_string) {
+      in_string = c == '"';
+    } else if (c == '"') {
+      in_string = false;
+    } else if (c == '\\' && i + 1 < out.size()) {
+      if (out.compare(i + 1, 5, "u0000") == 0) out.replace(i + 1, 5, "ufffd");
+      ++i;  // the escaped character (or the 'u' of \uXXXX, whose hex digits are plain)
+    }
+  }
+  return out;
+}
+
 }  // namespace chat::domain

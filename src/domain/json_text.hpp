@@ -16,4 +16,12 @@ std::string json_string(std::string_view s);
 /// Replaces invalid UTF-8 sequences of `s` by U+FFFD.
 std::string sanitize_utf8(std::string_view s);
 
+/// sanitize_utf8(s) with NUL characters replaced by U+FFFD too: text that every backend stores
+/// as given (PostgreSQL's text and jsonb refuse U+0000).
+std::string storable_text(std::string_view s);
+
+/// `json` (valid JSON) with every `\u0000` escape inside its strings turned into `\ufffd`, for the
+/// same reason; anything else is kept byte for byte.
+std::string replace_json_nul_escapes(std::string_view json);
+
 }  // namespace chat::domain

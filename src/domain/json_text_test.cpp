@@ -103,5 +103,19 @@ TEST(JsonText, AnyBytesGiveJsonThatParsesBackToTheRepairedText) {
   }
 }
 
+TEST(JsonText, StorableTextHasNoNul) {
+  EXPECT_EQ(storable_text(std::string("a\0b\xFF", 4)), "a" + kFffd + "b" + kFffd);
+  EXPECT_EQ(storable_text("plain"), "plain");
+}
+
+TEST(JsonText, NulEscapesInsideStringsAreReplaced) {
+  EXPECT_EQ(replace_json_nul_escapes(R"({"a\u0000":"x\u0000y","n":0})"),
+            R"({"a\ufffd":"x\ufffdy","n":0})");
+  // An escaped backslash followed by "u0000" is text, not an escape.
+  EXPECT_EQ(replace_json_nul_escapes(R"(["\\u0000"])"), R"(["\\u0000"])");
+  EXPECT_EQ(replace_json_nul_escapes(R"(["\"\u0000"])"), R"(["\"\ufffd"])");
+  EXPECT_EQ(replace_json_nul_escapes("u0000"), "u0000");
+}
+
 }  // namespace
 }  // namespace chat::domain

@@ -62,6 +62,21 @@ def external_database_url():
     return os.environ.get("CHATBOT_TEST_DATABASE_URL") or None
 
 
+def fresh_external_database():
+    """On the PostgreSQL test cluster (CHATBOT_TEST_PG_DIR, set by `pg-test-cluster exec`): a new
+    empty database for each server, so that every test sees what it would on a fresh SQLite
+    file (the seed flow's user 1, say). Else CHATBOT_TEST_DATABASE_URL as is, or None."""
+    ext = external_database_url()
+    pg_dir = os.environ.get("CHATBOT_TEST_PG_DIR")
+    if not ext or not pg_dir:
+        return ext
+    out = subprocess.run([os.path.join(REPO_ROOT, "scripts", "pg-test-cluster"), "newdb", pg_dir],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError("could not create a test database: %s" % out.stderr)
+    return out.stdout.strip()
+
+
 def clean_env(extra=None) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(_CHATBOT_ENV_PREFIXES) and k not in _CHATBOT_ENV_NAMES}
@@ -497,8 +512,7 @@ class Server:
         self.env = dict(env or {})
         self.ready_timeout = ready_timeout
         self.tmpdir = tempfile.mkdtemp(prefix="chatbot-e2e-")
-        ext = external_database_url()
-        self.database_url = ext or "sqlite:%s" % os.path.join(self.tmpdir, "chatbot.db")
+        self.database_url = fresh_external_database() or "sqlite:%s" % os.path.join(self.tmpdir, "chatbot.db")
         self.proc = None
         self.port = None
         self.generation = 0

@@ -115,10 +115,8 @@ class ConfigSourcesTest(unittest.TestCase):
                              "--max-content-bytes 25 must win over CHATBOT_MAX_CONTENT_BYTES=15")
 
     def test_migrate_then_serve_without_migrating(self):
-        if harness.external_database_url():
-            self.skipTest("uses its own SQLite file")
         with tempfile.TemporaryDirectory(prefix="chatbot-migrate-") as tmp:
-            url = "sqlite:" + os.path.join(tmp, "m.db")
+            url = harness.fresh_external_database() or "sqlite:" + os.path.join(tmp, "m.db")
             for attempt in (1, 2):
                 p = subprocess.run([harness.binary_path(), "migrate", "--database", url], cwd=tmp,
                                    env=harness.clean_env(), capture_output=True, timeout=30)

@@ -40,13 +40,10 @@ def parse_metrics(text):
 
 
 # The database adapter's own families (errors, group-commit batch sizes and latency) come from
-# its DbStatsSource (src/infrastructure/db/db_stats.hpp). The SQLite adapter implements it; the
-# PostgreSQL adapter does not yet, so on CHATBOT_TEST_DATABASE_URL=postgresql://... they are not
-# required.
-_db_url = harness.external_database_url() or "sqlite:"
+# its DbStatsSource (src/infrastructure/db/db_stats.hpp): SQLite and PostgreSQL both report them.
 DB_FAMILIES = [("chatbot_db_errors_total", "counter"),
                ("chatbot_db_commit_batch_size", "histogram"),
-               ("chatbot_db_commit_duration_seconds", "histogram")] if _db_url.startswith("sqlite:") else []
+               ("chatbot_db_commit_duration_seconds", "histogram")]
 
 
 def value(samples, name, **labels):

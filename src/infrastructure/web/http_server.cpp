@@ -328,6 +328,7 @@ asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(beast::tcp_stream&
       case app::RunEventStream::StepKind::end:
         co_return sent;
       case app::RunEventStream::StepKind::overflow:
+        metrics.slow_disconnect();
         spdlog::info("stream {}: subscriber too slow, disconnected at seq {}", request_id,
                      events.last_sent());
         co_return sent;

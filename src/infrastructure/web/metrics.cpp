@@ -157,6 +157,11 @@ std::string Metrics::render() const {
            "Run events written to event-stream clients (replayed and live).");
   w.sample("chatbot_sse_events_delivered_total", {},
            static_cast<double>(delivered_.load(std::memory_order_relaxed)));
+  w.family("chatbot_sse_slow_disconnects_total", "counter",
+           "Event-stream clients disconnected because they read too slowly (they resume with "
+           "Last-Event-ID).");
+  w.sample("chatbot_sse_slow_disconnects_total", {},
+           static_cast<double>(slow_disconnects_.load(std::memory_order_relaxed)));
   for (const auto& c : collectors) c(w);
   return w.text();
 }
@@ -176,10 +181,6 @@ void add_core_collectors(Metrics& m, const app::EventHub& hub, const app::RunSch
     w.sample("chatbot_runs", {{"status", "running"}}, static_cast<double>(scheduler.running()));
     w.family("chatbot_event_subscribers", "gauge", "Live subscriptions to run events.");
     w.sample("chatbot_event_subscribers", {}, static_cast<double>(hub.subscriber_count()));
-    w.family("chatbot_sse_slow_disconnects_total", "counter",
-             "Event-stream clients disconnected because they read too slowly (they resume with "
-             "Last-Event-ID).");
-    w.sample("chatbot_sse_slow_disconnects_total", {}, static_cast<double>(hub.overflow_count()));
   });
 }
 

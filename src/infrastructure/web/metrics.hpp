@@ -65,6 +65,10 @@ class Metrics {
   void stream_opened() { streams_opened_.fetch_add(1, std::memory_order_relaxed); }
   void stream_closed() { streams_closed_.fetch_add(1, std::memory_order_relaxed); }
   void add_delivered(std::uint64_t n) { delivered_.fetch_add(n, std::memory_order_relaxed); }
+  /// A stream cut because its subscriber overflowed. Counted here, where the client is actually
+  /// disconnected: a queue that overflows while the stream is still replaying stored events
+  /// can end normally, and is no disconnect.
+  void slow_disconnect() { slow_disconnects_.fetch_add(1, std::memory_order_relaxed); }
 
   void add_collector(Collector c);
 
@@ -79,10 +83,10 @@ class Metrics {
   std::atomic<std::uint64_t> streams_opened_{0};
   std::atomic<std::uint64_t> streams_closed_{0};
   std::atomic<std::uint64_t> delivered_{0};
+  std::atomic<std::uint64_t> slow_disconnects_{0};
 };
 
-/// Reports the event hub (events appended, runs ended by status, live subscribers, slow
-/// subscribers disconnected) and the scheduler (queued and running runs of this process).
+/// Reports the event hub (events appended, runs ended by status, live subscribers) and the scheduler (queued and running runs of this process).
 void add_core_collectors(Metrics& m, const app::EventHub& hub, const app::RunScheduler& scheduler);
 /// Reports a database adapter's errors and group commits (batch sizes, commit latency).
 void add_database_collector(Metrics& m, const infra::DbStatsSource& db);
