@@ -73,6 +73,12 @@ bench: deps-test configure
 	python3 scripts/bench.py --build-dir $(RELEASE_DIR) $(if $(PEER),--peer $(PEER)) \
 	  $(if $(PEER_DIR),--peer-dir $(PEER_DIR)) $(BENCH_ARGS)
 
+# The Google Benchmark micro-suite of the hot pieces (frame encoding, hub publish, JSON parse).
+.PHONY: bench-micro
+bench-micro: deps-test configure
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target chatbot_micro_bench
+	$(RELEASE_DIR)/chatbot_micro_bench --benchmark_min_time=0.5
+
 # The seed's stack (compose.yaml: PostgreSQL, migrations, the API on http://localhost:8000) with
 # `docker compose`, else `podman-compose`, else a local PostgreSQL and the binary: scripts/compose.
 .PHONY: up down psql test-compose

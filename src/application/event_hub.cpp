@@ -14,8 +14,12 @@ Subscription::Subscription(boost::asio::any_io_executor ex, std::string run_id,
 
 void Subscription::drain(std::vector<EventPtr>& out) {
   std::lock_guard lock(mu_);
-  out.insert(out.end(), std::make_move_iterator(queue_.begin()),
-             std::make_move_iterator(queue_.end()));
+  if (out.empty()) {
+    out.swap(queue_);  // the usual case: O(1), and the two buffers are reused in turn
+  } else {
+    out.insert(out.end(), std::make_move_iterator(queue_.begin()),
+               std::make_move_iterator(queue_.end()));
+  }
   queue_.clear();
 }
 
@@ -44,7 +48,7 @@ void Subscription::push(const EventPtr& e) {
   if (queue_.size() >= capacity_) {
     overflowed_ = true;
     closed_ = true;
-    queue_.clear();
+    std::vector<EventPtr>().swap(queue_);  // gives the memory back
   } else {
     queue_.push_back(e);
   }

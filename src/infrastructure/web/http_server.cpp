@@ -1,4 +1,5 @@
 #include "http_server.hpp"
+#include "sse_frame.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -55,16 +56,6 @@ std::string request_id_of(const Request& req, app::IdGenerator* ids) {
     if (ok) return std::string(v);
   }
   return ids ? ids->uuid() : std::string();
-}
-
-void append_frame(std::string& out, const domain::RunEvent& e) {
-  out += "id: ";
-  out += std::to_string(e.seq);
-  out += "\nevent: ";
-  out += domain::to_string(e.type);
-  out += "\ndata: ";
-  out += e.data;
-  out += "\n\n";
 }
 
 }  // namespace
@@ -253,9 +244,14 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
                               std::chrono::steady_clock::now() - started);
       ++open_streams;
       metrics.stream_opened();
+      // A stream may stay open for hours: give back the request's memory first.
+      const std::string method(req.method_string());
+      req = Request{};
+      buffer.clear();
+      buffer.shrink_to_fit();
       const auto sent = co_await write_stream(stream, *out.stream, request_id);
       // The stream's own line when it ends: same fields, its whole duration, what it carried.
-      spdlog::info("{} {} 200 {} {}us stream-closed events={}", req.method_string(), out.route,
+      spdlog::info("{} {} 200 {} {}us stream-closed events={}", method, out.route,
                    request_id,
                    std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::steady_clock::now() - started)
@@ -312,6 +308,7 @@ asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(beast::tcp_stream&
                                  asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return sent;
       buf.clear();
+      if (buf.capacity() > 16384) std::string().swap(buf);  // a replay's burst is not kept
       if (frames) metrics.add_delivered(frames);
       sent += frames;
       frames = 0;
@@ -319,7 +316,7 @@ asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(beast::tcp_stream&
     auto step = co_await events.next(opts.ping_interval);
     switch (step.kind) {
       case app::RunEventStream::StepKind::events:
-        for (const auto& e : step.events) append_frame(buf, *e);
+        for (const auto& e : step.events) append_sse_frame(buf, *e);
         frames = step.events.size();
         break;
       case app::RunEventStream::StepKind::idle:
