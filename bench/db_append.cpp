@@ -21,7 +21,8 @@
 //                    [--modes per-event,group-single,group] [--runs 100] [--seconds 5]
 //                    [--single-seconds 3] [--per-event-seconds 3] [--label TEXT]
 //
-// One JSON line per mode on stdout (scripts/db-bench.py reads them), a summary on stderr.
+// On stdout, per mode: "measured" when the measured window ends (before the read-back), then one
+// JSON line (scripts/db-bench.py reads them); a summary on stderr.
 
 #include <sys/resource.h>
 
@@ -451,6 +452,8 @@ int run_mode(const Args& a, const std::string& mode, std::mt19937_64& rng) {
   const auto jobs = jobs1 - jobs0;
   const double commit_s_sum = st1.commit_seconds.sum() - st0.commit_seconds.sum();
 
+  // For a driver that samples the database server's CPU: the measured window ends here.
+  std::cout << "measured" << std::endl;
   std::vector<std::string> problems;
   run_on(io, [&]() -> Task<void> { problems = co_await verify(*b.db, runs); });
   b.db.reset();  // drains and joins the adapter's threads

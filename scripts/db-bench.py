@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,19 +42,36 @@ def load():
     return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
-def cluster_cpu(cluster):
-    """CPU seconds of the cluster's processes, those that exited included (the postmaster's
-    cutime/cstime: a benchmark's backends exit with its connections)."""
-    try:
+class ClusterCpu:
+    """CPU seconds the cluster's processes used while it ran: every process is sampled each
+    100 ms from /proc, so backends that exit with their connections still count (up to their
+    last 100 ms)."""
+
+    def __init__(self, cluster):
         with open(os.path.join(cluster.dir, "data", "postmaster.pid")) as f:
-            pm = int(f.readline())
-        with open("/proc/%d/stat" % pm) as f:
-            s = f.read()
-    except (OSError, ValueError):
-        return 0.0
-    fields = s[s.rindex(")") + 2:].split()
-    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-    return bench.proc_stat_cpu(pm) + reaped + sum(bench.proc_stat_cpu(k) for k in bench.children(pm))
+            self.pm = int(f.readline())
+        self.first, self.last = {}, {}
+        self.stop_ev = threading.Event()
+        self.sample(initial=True)
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def sample(self, initial=False):
+        for pid in [self.pm] + bench.children(self.pm):
+            v = bench.proc_stat_cpu(pid)
+            self.first.setdefault(pid, v if initial else 0.0)
+            if v:
+                self.last[pid] = v
+
+    def loop(self):
+        while not self.stop_ev.wait(0.1):
+            self.sample()
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join()
+        self.sample()
+        return sum(v - self.first.get(pid, 0.0) for pid, v in self.last.items())
 
 
 def run_bench(binary, database, mode, args, extra=(), label="", pg=None):
@@ -62,14 +80,26 @@ def run_bench(binary, database, mode, args, extra=(), label="", pg=None):
     cmd += list(extra)
     if label:
         cmd += ["--label", label]
-    pg_cpu0 = cluster_cpu(pg) if pg else 0.0
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    pg_cpu = (cluster_cpu(pg) - pg_cpu0) if pg else None
-    sys.stderr.write(p.stderr)
-    rows = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
-    if p.returncode != 0 or not rows:
+    sampler = ClusterCpu(pg) if pg else None
+    pg_cpu = None
+    rows = []
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        for line in p.stdout:
+            if line.strip() == "measured" and sampler:
+                pg_cpu = sampler.stop()  # not the read-back that follows
+                sampler = None
+            elif line.startswith("{"):
+                rows.append(json.loads(line))
+        rc = p.wait(timeout=600)
+        if sampler:
+            sampler.stop()
+        err.seek(0)
+        stderr = err.read()
+    sys.stderr.write(stderr)
+    if rc != 0 or not rows:
         return {"backend": "?", "durability": label, "mode": mode, "failed": True,
-                "error": (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]}
+                "error": (stderr.strip().splitlines() or ["exit %d" % rc])[-1]}
     r = rows[0]
     r["server_cpu_s"] = pg_cpu
     r["load"] = load()
@@ -100,13 +130,20 @@ def fmt(v, digits=0):
     return "{:,}".format(int(round(v)))
 
 
+def writer_rate(r):
+    """Events per CPU-second of what inserts them: SQLite's writer thread (our CPU minus the
+    producers' thread) or PostgreSQL's processes. What one uncontended core would sustain."""
+    cpu = r["server_cpu_s"] if r.get("server_cpu_s") is not None else r["cpu_s"] - r["io_thread_cpu_s"]
+    return r["events"] / cpu if cpu > 0 else None
+
+
 def print_table(rows, out):
     head = ["backend", "durability", "mode", "events", "seconds", "events/s", "commits", "events/commit",
-            "ms/commit", "our CPU s", "PG CPU s", "waited s", ">=100k"]
+            "ms/commit", "our CPU s", "PG CPU s", "waited s", "events/writer-CPU-s", ">=100k"]
     table = []
     for r in rows:
         if r.get("failed"):
-            table.append([r["backend"], r["durability"], r["mode"], "FAILED: " + r["error"][:60]] + [""] * 9)
+            table.append([r["backend"], r["durability"], r["mode"], "FAILED: " + r["error"][:60]] + [""] * 10)
             continue
         met = ""
         if r["mode"] == "group":
@@ -115,7 +152,7 @@ def print_table(rows, out):
                       fmt(r["events_per_s"]), fmt(r["commits"]), fmt(r["events_per_commit"], 1),
                       fmt(r["ms_per_commit"], 2), fmt(r["cpu_s"], 2),
                       fmt(r["server_cpu_s"], 2) if r.get("server_cpu_s") is not None else "-",
-                      fmt(r["run_delay_s"], 2), met])
+                      fmt(r["run_delay_s"], 2), fmt(writer_rate(r)), met])
     w = [max(len(str(x)) for x in col) for col in zip(head, *table)]
     line = lambda cells: "  ".join(str(c).ljust(w[i]) if i < 3 else str(c).rjust(w[i]) for i, c in enumerate(cells))
     out.write(line(head).rstrip() + "\n")
@@ -179,7 +216,8 @@ def main():
     out.write("group: each run keeps one write job in flight carrying every event produced since its last one "
               "(the service's pipelining); group-single: one event per job, awaited; per-event: max_batch=1. "
               "events/s = events committed / (start .. last commit); every run's log read back (seq 1..N) "
-              "after each mode. PG CPU = the cluster's processes; waited = our threads runnable but not running.\n")
+              "after each mode. PG CPU = the cluster's processes; waited = our threads runnable but not running; "
+              "events/writer-CPU-s = events / CPU of SQLite's writer thread or of PostgreSQL (a core's worth).\n")
     out.write("total %.0f s, load average %s at the end\n" % (time.time() - started, load()))
     if args.json:
         with open(args.json, "w") as f:
