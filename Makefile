@@ -17,6 +17,7 @@ help:
 	@echo "make test-compose  that stack for real (podman or docker), the seed README's steps 1-8"
 	@echo "make torture   100 kill -9 / restart cycles under load, SQLite and PostgreSQL"
 	@echo "make bench      the benchmark (~10 min; PEER=http://127.0.0.1:8001 adds a peer): bench/README.md"
+	@echo "make bench-db   the event log alone: group commit vs one transaction per event (~1 min)"
 
 deps:
 	@scripts/install-deps
@@ -69,9 +70,18 @@ PEER_DIR ?=
 BENCH_ARGS ?=
 .PHONY: bench
 bench: deps-test configure
-	cmake --build $(RELEASE_DIR) -j $(JOBS) --target chatbot chatbot_loadgen
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target chatbot chatbot_loadgen chatbot_db_bench
 	python3 scripts/bench.py --build-dir $(RELEASE_DIR) $(if $(PEER),--peer $(PEER)) \
 	  $(if $(PEER_DIR),--peer-dir $(PEER_DIR)) $(BENCH_ARGS)
+	python3 scripts/db-bench.py --build-dir $(RELEASE_DIR) $(DB_BENCH_ARGS)
+
+# The event log alone (~1 min): events persisted/s through the Database port, group commit
+# against one transaction per event, SQLite (FULL, NORMAL) and PostgreSQL (bench/README.md).
+DB_BENCH_ARGS ?=
+.PHONY: bench-db
+bench-db: deps-test configure
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target chatbot_db_bench
+	python3 scripts/db-bench.py --build-dir $(RELEASE_DIR) $(DB_BENCH_ARGS)
 
 # The Google Benchmark micro-suite of the hot pieces (frame encoding, hub publish, JSON parse).
 .PHONY: bench-micro
