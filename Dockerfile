@@ -12,8 +12,9 @@ COPY . .
 # `make build` runs `npm ci` (Swagger UI is embedded at build time). Behind a TLS-intercepting
 # proxy, pass its CA bundle: scripts/compose does under podman (a read-only mount, not a layer).
 ARG NODE_EXTRA_CA_CERTS=
-# The release binary only (the unit tests are CI's job, on the same script and target).
-RUN make build CMAKE_FLAGS="-DCHAT_BUILD_TESTS=OFF" \
+# The release binary only: no unit tests, no load generator (CI builds and runs those, with the
+# same script and the same Makefile; `make build` compiles with -j$(nproc)).
+RUN make build CMAKE_FLAGS="-DCHAT_BUILD_TESTS=OFF -DCHAT_BUILD_BENCH=OFF" \
  && install -D -m 0755 build/release/chatbot /out/chatbot \
  && strip /out/chatbot
 
