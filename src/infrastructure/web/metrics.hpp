@@ -65,6 +65,14 @@ class Metrics {
   void stream_opened() { streams_opened_.fetch_add(1, std::memory_order_relaxed); }
   void stream_closed() { streams_closed_.fetch_add(1, std::memory_order_relaxed); }
   void add_delivered(std::uint64_t n) { delivered_.fetch_add(n, std::memory_order_relaxed); }
+  void connection_opened() { connections_opened_.fetch_add(1, std::memory_order_relaxed); }
+  void connection_closed() { connections_closed_.fetch_add(1, std::memory_order_relaxed); }
+  /// Refused for being over the connection limit.
+  void connection_refused() { connections_refused_.fetch_add(1, std::memory_order_relaxed); }
+  enum class Deadline { idle, header, body };
+  void connection_timed_out(Deadline d) {
+    timed_out_[static_cast<int>(d)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   void add_collector(Collector c);
 
@@ -79,6 +87,10 @@ class Metrics {
   std::atomic<std::uint64_t> streams_opened_{0};
   std::atomic<std::uint64_t> streams_closed_{0};
   std::atomic<std::uint64_t> delivered_{0};
+  std::atomic<std::uint64_t> connections_opened_{0};
+  std::atomic<std::uint64_t> connections_closed_{0};
+  std::atomic<std::uint64_t> connections_refused_{0};
+  std::atomic<std::uint64_t> timed_out_[3]{};
 };
 
 /// Reports the event hub (events appended, runs ended by status, live subscribers, slow
