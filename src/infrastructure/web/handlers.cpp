@@ -240,7 +240,7 @@ std::string percent_decode(std::string_view s) {
     if (s[i] == '+') {
       out.push_back(' ');
     } else if (s[i] == '%' && i + 2 < s.size()) {
-      int v = 0;
+      unsigned v = 0;  // unsigned: from_chars would take "-1" as a signed number (found by fuzzing)
       auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
       if (ec == std::errc() && p == s.data() + i + 3) {
         out.push_back(static_cast<char>(v));
