@@ -4,14 +4,21 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 RELEASE_DIR := build/release
 ASAN_DIR := build/asan
+TSAN_DIR := build/tsan
+FUZZ_DIR := build/fuzz
+# make fuzz: seconds per target; the short run in make test: FUZZ_SMOKE_SECONDS per target.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
 CMAKE_FLAGS ?=
 
-.PHONY: deps deps-test node-deps build configure run migrate test test-asan unit e2e clean help
+.PHONY: deps deps-test node-deps build configure run migrate test test-asan test-tsan fuzz fuzz-build fuzz-smoke unit e2e clean help
 
 help:
 	@echo "make run        build and serve on 127.0.0.1:8000 (SQLite at data/chatbot.db)"
 	@echo "make test       build and run every test"
 	@echo "make test-asan  the test suite on an ASan+UBSan build"
+	@echo "make test-tsan  unit and end-to-end tests on a ThreadSanitizer build"
+	@echo "make fuzz       each libFuzzer target for FUZZ_SECONDS (default 600) s: fuzz/README.md"
 	@echo "make build      build build/release/chatbot"
 	@echo "make up         the seed's stack on http://localhost:8000 (API + PostgreSQL); make down, make psql"
 	@echo "make test-compose  that stack for real (podman or docker), the seed README's steps 1-8"
@@ -53,6 +60,33 @@ migrate: build
 test: deps-test configure
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 	ctest --test-dir $(RELEASE_DIR) --output-on-failure --timeout 900
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# The fuzz targets (fuzz/README.md): clang, ASan + UBSan, only they and the libraries they need.
+$(FUZZ_DIR)/build.ninja: | $(NODE_STAMP)
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" -DCHAT_FUZZ=ON -DCHAT_BUILD_TESTS=OFF -DCHAT_BUILD_BENCH=OFF
+
+fuzz-build: deps-test node-deps $(FUZZ_DIR)/build.ninja
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_all
+
+# Replays every corpus and regression input, then FUZZ_SMOKE_SECONDS of fuzzing per target.
+fuzz-smoke: fuzz-build
+	fuzz/run $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS)
+
+# The long run: FUZZ_SECONDS per target; new inputs go to build/fuzz/corpus/<target>.
+fuzz: fuzz-build
+	fuzz/run $(FUZZ_DIR) $(FUZZ_SECONDS)
+
+# ThreadSanitizer (GCC): unit tests and the end-to-end suite (tsan.supp: the suppressions, each
+# with its reason).
+$(TSAN_DIR)/build.ninja: | $(NODE_STAMP)
+	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHAT_TSAN=ON -DCHAT_BUILD_BENCH=OFF
+
+test-tsan: deps-test node-deps $(TSAN_DIR)/build.ninja
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target chatbot chat_unit_tests fake_openai
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --test-dir $(TSAN_DIR) --output-on-failure --timeout 1200 -E '^browser$$'
 
 $(ASAN_DIR)/build.ninja: | $(NODE_STAMP)
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHAT_SANITIZE=ON

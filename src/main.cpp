@@ -4,6 +4,8 @@
 #include <iostream>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -62,6 +64,25 @@ std::unique_ptr<app::Database> open_database(const infra::Config& cfg, bool migr
   }
 }
 
+// The connection limit the open-files limit allows: the soft limit is raised to the hard one,
+// and a few descriptors stay for the database, the listener and the engine's connections, so
+// that a flood of clients meets the 503 and never an accept() failing for lack of descriptors.
+std::size_t connection_limit(std::size_t wanted) {
+  constexpr rlim_t kReserve = 64;
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= wanted + kReserve) return wanted;
+  const std::size_t allowed = rl.rlim_cur > 2 * kReserve ? rl.rlim_cur - kReserve : rl.rlim_cur / 2;
+  spdlog::warn("--max-connections {} lowered to {}: the open-files limit is {}", wanted, allowed,
+               static_cast<unsigned long long>(rl.rlim_cur));
+  return allowed;
+}
+
 std::chrono::milliseconds seconds_ms(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000 + 0.5));
 }
@@ -117,6 +138,15 @@ int serve(const infra::Config& cfg) {
 
   web::ServerOptions sopts;
   sopts.max_body_bytes = cfg.max_body_bytes;
+  sopts.max_header_bytes = cfg.max_header_bytes;
+  sopts.max_header_count = cfg.max_header_count;
+  sopts.max_url_bytes = cfg.max_url_bytes;
+  sopts.max_json_depth = cfg.max_json_depth;
+  sopts.max_json_string_bytes = cfg.max_json_string_bytes;
+  sopts.max_connections = connection_limit(cfg.max_connections);
+  sopts.idle_timeout = seconds_ms(cfg.idle_timeout_s);
+  sopts.header_timeout = seconds_ms(cfg.header_timeout_s);
+  sopts.body_timeout = seconds_ms(cfg.body_timeout_s);
   sopts.ping_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(cfg.ping_interval_s));
   web::Metrics metrics;

@@ -112,6 +112,54 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.max_content_bytes = static_cast<std::size_t>(parse_int(v, n, 1, 1 << 30));
        }},
+      {"--max-header-bytes", "CHATBOT_MAX_HEADER_BYTES", nullptr,
+       "largest request head (request line and header fields); larger gets 431 (default 16384)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_header_bytes = static_cast<std::size_t>(parse_int(v, n, 1024, 1 << 24));
+       }},
+      {"--max-header-count", "CHATBOT_MAX_HEADER_COUNT", nullptr,
+       "most header fields in a request; more gets 431 (default 100)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_header_count = static_cast<std::size_t>(parse_int(v, n, 8, 100000));
+       }},
+      {"--max-url-bytes", "CHATBOT_MAX_URL_BYTES", nullptr,
+       "longest request target (path and query); longer gets 414 (default 8192)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_url_bytes = static_cast<std::size_t>(parse_int(v, n, 256, 1 << 24));
+       }},
+      {"--max-json-depth", "CHATBOT_MAX_JSON_DEPTH", nullptr,
+       "deepest nesting of arrays and objects in a JSON body; deeper gets 422 (default 32)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_json_depth = static_cast<std::size_t>(parse_int(v, n, 2, 10000));
+       }},
+      {"--max-json-string-bytes", "CHATBOT_MAX_JSON_STRING_BYTES", nullptr,
+       "longest string or key in a JSON body, in bytes; longer gets 422 (default 65536)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_json_string_bytes = static_cast<std::size_t>(parse_int(v, n, 16, 1 << 30));
+       }},
+      {"--max-connections", "CHATBOT_MAX_CONNECTIONS", nullptr,
+       "open HTTP connections at most; one more gets a 503 problem and is closed (default "
+       "10000, lowered to what the open-files limit allows)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_connections = static_cast<std::size_t>(parse_int(v, n, 1, 10000000));
+       }},
+      {"--idle-timeout-s", "CHATBOT_IDLE_TIMEOUT_S", nullptr,
+       "seconds a connection may stay open without starting a request (default 60)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.idle_timeout_s = parse_seconds(v, n, 0.05);
+       }},
+      {"--header-timeout-s", "CHATBOT_HEADER_TIMEOUT_S", nullptr,
+       "seconds from a request's first byte to the end of its head; slower is closed "
+       "(default 10)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.header_timeout_s = parse_seconds(v, n, 0.05);
+       }},
+      {"--body-timeout-s", "CHATBOT_BODY_TIMEOUT_S", nullptr,
+       "seconds from the end of a request's head to the end of its body; slower is closed "
+       "(default 30)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.body_timeout_s = parse_seconds(v, n, 0.05);
+       }},
       {"--max-concurrent-runs", "CHATBOT_MAX_CONCURRENT_RUNS", nullptr,
        "runs executing at once in this process (default 256)",
        [](Config& c, const std::string& v, const std::string& n) {

@@ -26,6 +26,15 @@ struct Config {
   double ping_interval_s = 15;
   std::size_t max_body_bytes = 1048576;
   std::size_t max_content_bytes = 32768;
+  std::size_t max_header_bytes = 16384;
+  std::size_t max_header_count = 100;
+  std::size_t max_url_bytes = 8192;
+  std::size_t max_json_depth = 32;
+  std::size_t max_json_string_bytes = 65536;
+  std::size_t max_connections = 10000;
+  double idle_timeout_s = 60;
+  double header_timeout_s = 10;
+  double body_timeout_s = 30;
   std::size_t max_concurrent_runs = 256;
   std::size_t subscriber_queue = 4096;
   std::string openai_base_url = "https://api.openai.com/v1";

@@ -32,18 +32,49 @@ bool is_json_content_type(std::string_view ct) {
           type.compare(type.size() - 5, 5, "+json") == 0);
 }
 
+// The first string or key longer than `max` bytes, with where it is; null when none.
+const json::value* long_string(const json::value& v, std::size_t max, std::vector<std::string>& loc) {
+  if (v.is_string()) return v.as_string().size() > max ? &v : nullptr;
+  if (v.is_array()) {
+    const auto& a = v.as_array();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      loc.push_back(std::to_string(i));
+      if (auto* p = long_string(a[i], max, loc)) return p;
+      loc.pop_back();
+    }
+  } else if (v.is_object()) {
+    for (const auto& kv : v.as_object()) {
+      if (kv.key().size() > max) {
+        loc.emplace_back("(a key)");  // not echoed: it is the overlong string
+        return &v;
+      }
+      loc.emplace_back(kv.key());
+      if (auto* p = long_string(kv.value(), max, loc)) return p;
+      loc.pop_back();
+    }
+  }
+  return nullptr;
+}
+
 /// The JSON object body of a request, or a 422 response.
-std::variant<json::object, Response> json_body(const Request& req) {
+std::variant<json::object, Response> json_body(const HandlerContext& ctx, const Request& req) {
   if (!is_json_content_type(req[http::field::content_type]))
     return validation_problem({"header", "content-type"},
                               "Content-Type must be application/json");
   if (req.body().empty()) return validation_problem({"body"}, "a JSON object body is required");
   json::parse_options opts;
-  opts.max_depth = 32;
+  opts.max_depth = ctx.max_json_depth;
   boost::system::error_code ec;
   json::value v = json::parse(req.body(), ec, {}, opts);
+  if (ec == json::error::too_deep)
+    return validation_problem({"body"}, "JSON nested deeper than the limit of " +
+                                            std::to_string(ctx.max_json_depth) + " levels");
   if (ec) return validation_problem({"body"}, "malformed JSON: " + ec.message());
   if (!v.is_object()) return validation_problem({"body"}, "the body must be a JSON object");
+  std::vector<std::string> loc{"body"};
+  if (long_string(v, ctx.max_json_string_bytes, loc))
+    return validation_problem(loc, "a JSON string longer than the limit of " +
+                                       std::to_string(ctx.max_json_string_bytes) + " bytes");
   return std::move(v.as_object());
 }
 
@@ -54,41 +85,6 @@ std::optional<std::int64_t> parse_int64(std::string_view s) {
   return v;
 }
 
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size()) {
-      int v = 0;
-      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      if (ec == std::errc() && p == s.data() + i + 3) {
-        out.push_back(static_cast<char>(v));
-        i += 2;
-      } else {
-        out.push_back('%');
-      }
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto part = query.substr(0, amp);
-    auto eq = part.find('=');
-    if (percent_decode(part.substr(0, eq)) == name)
-      return eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return std::nullopt;
-}
-
 template <class T>
 Response respond(const Result<T>& r, http::status ok_status) {
   if (!r) return error_response(r.error());
@@ -96,7 +92,7 @@ Response respond(const Result<T>& r, http::status ok_status) {
 }
 
 app::Task<Response> create_user(HandlerContext& ctx, const Request& req) {
-  auto body = json_body(req);
+  auto body = json_body(ctx, req);
   if (auto* res = std::get_if<Response>(&body)) co_return std::move(*res);
   auto& obj = std::get<json::object>(body);
   auto* name = obj.if_contains("name");
@@ -112,7 +108,7 @@ app::Task<Response> create_user(HandlerContext& ctx, const Request& req) {
 }
 
 app::Task<Response> create_thread(HandlerContext& ctx, const Request& req) {
-  auto body = json_body(req);
+  auto body = json_body(ctx, req);
   if (auto* res = std::get_if<Response>(&body)) co_return std::move(*res);
   auto& obj = std::get<json::object>(body);
   auto* uid = obj.if_contains("user_id");
@@ -137,7 +133,7 @@ app::Task<Response> create_thread(HandlerContext& ctx, const Request& req) {
 app::Task<Response> post_message(HandlerContext& ctx, const Request& req, const std::string& id) {
   // 404 for an unknown thread comes before body checks only when the id is malformed.
   if (!app::is_uuid(id)) co_return problem(http::status::not_found, "Thread not found");
-  auto body = json_body(req);
+  auto body = json_body(ctx, req);
   if (auto* res = std::get_if<Response>(&body)) co_return std::move(*res);
   auto& obj = std::get<json::object>(body);
   auto* content = obj.if_contains("content");
@@ -236,6 +232,41 @@ Response asset_response(const Request& req, std::string_view path) {
 }
 
 }  // namespace
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size()) {
+      unsigned v = 0;  // unsigned: from_chars would take "-1" as a signed number (found by fuzzing)
+      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+      if (ec == std::errc() && p == s.data() + i + 3) {
+        out.push_back(static_cast<char>(v));
+        i += 2;
+      } else {
+        out.push_back('%');
+      }
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    auto eq = part.find('=');
+    if (percent_decode(part.substr(0, eq)) == name)
+      return eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
 
 std::int64_t parse_last_event_id(std::string_view v) {
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);

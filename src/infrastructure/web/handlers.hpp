@@ -32,10 +32,20 @@ struct HandlerContext {
   app::ChatService& service;
   app::Database* database = nullptr;  ///< for /readyz; null: not ready
   const Metrics* metrics = nullptr;   ///< for /metrics; null: 503
+  std::size_t max_json_depth = 32;    ///< nesting of arrays and objects in a body; deeper: 422
+  std::size_t max_json_string_bytes = 65536;  ///< any string or key in a body; longer: 422
 };
 
 app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
                                   boost::asio::any_io_executor ex);
+
+/// Decodes %XX escapes and '+' (as a space) of a query-string component; a malformed escape is
+/// kept as it is.
+std::string percent_decode(std::string_view s);
+
+/// The decoded value of the first parameter `name` of a query string (without the '?'); empty
+/// for a parameter without '='; nothing when absent.
+std::optional<std::string> query_param(std::string_view query, std::string_view name);
 
 /// Parses a Last-Event-ID value: absent, empty, negative, non-numeric or overflowing → 0.
 std::int64_t parse_last_event_id(std::string_view v);

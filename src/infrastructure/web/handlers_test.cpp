@@ -31,6 +31,21 @@ TEST(ParseLastEventId, AnythingElseIsZero) {
     EXPECT_EQ(parse_last_event_id(v), 0) << "'" << v << "'";
 }
 
+TEST(QueryString, PercentDecoding) {
+  EXPECT_EQ(percent_decode("a%20b+c%2B%e2%9c%93"), "a b c+\xE2\x9C\x93");
+  // Not two hex digits: kept as they are. "%-1" once decoded to the byte 0xFF (fuzz_query).
+  for (const char* v : {"%-1", "% 1", "%zz", "%4", "%", "100%"})
+    EXPECT_EQ(percent_decode(v), v) << v;
+  EXPECT_EQ(percent_decode("%+1"), "% 1");
+}
+
+TEST(QueryString, FirstParameterOfThatNameDecoded) {
+  EXPECT_EQ(query_param("a=1&last_event_id=%35&last_event_id=9", "last_event_id"), "5");
+  EXPECT_EQ(query_param("last%5Fevent%5Fid=3", "last_event_id"), "3");
+  EXPECT_EQ(query_param("x&limit", "limit"), "");
+  EXPECT_EQ(query_param("limits=1&&=2", "limit"), std::nullopt);
+}
+
 // ------------------------------------------------------------------------- handle_request
 
 Request make_request(http::verb method, std::string target, std::string body = {}) {

@@ -24,9 +24,10 @@ using tcp = asio::ip::tcp;
 
 struct HttpServer::Impl {
   Impl(asio::io_context& io_, app::ChatService& svc, app::Logger& lg, ServerOptions o,
-       std::atomic<std::size_t>& streams, app::Database* db, Metrics& m)
-      : io(io_), ctx{svc, db, &m}, log(lg), opts(o), acceptor(io_), open_streams(streams),
-        metrics(m) {}
+       std::atomic<std::size_t>& streams, std::atomic<std::size_t>& connections,
+       app::Database* db, Metrics& m)
+      : io(io_), ctx{svc, db, &m, o.max_json_depth, o.max_json_string_bytes}, log(lg), opts(o), acceptor(io_), open_streams(streams),
+        open_connections(connections), metrics(m) {}
 
   asio::io_context& io;
   HandlerContext ctx;
@@ -34,9 +35,12 @@ struct HttpServer::Impl {
   ServerOptions opts;
   tcp::acceptor acceptor;
   std::atomic<std::size_t>& open_streams;
+  std::atomic<std::size_t>& open_connections;
   Metrics& metrics;
 
   asio::awaitable<void> accept_loop();
+  /// Over the connection limit: a 503 problem, then close.
+  asio::awaitable<void> refuse(tcp::socket sock);
   asio::awaitable<void> session(beast::tcp_stream stream);
   /// Returns the number of events written.
   asio::awaitable<std::uint64_t> write_stream(beast::tcp_stream& stream,
@@ -91,8 +95,8 @@ std::string RequestIds::uuid() {
 HttpServer::HttpServer(asio::io_context& io, app::ChatService& service, app::Logger& log,
                        ServerOptions opts, ServerOperations ops)
     : metrics_(ops.metrics ? ops.metrics : &own_metrics_),
-      impl_(std::make_unique<Impl>(io, service, log, opts, open_streams_, ops.database,
-                                   *metrics_)) {}
+      impl_(std::make_unique<Impl>(io, service, log, opts, open_streams_, open_connections_,
+                                   ops.database, *metrics_)) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -143,6 +147,14 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
     }
     sock.set_option(tcp::no_delay(true), ec);
     auto ex = sock.get_executor();
+    // Counted here, before the session starts, so a burst cannot overshoot the limit.
+    if (open_connections.load() >= opts.max_connections) {
+      metrics.connection_refused();
+      asio::co_spawn(ex, refuse(std::move(sock)), asio::detached);
+      continue;
+    }
+    ++open_connections;
+    metrics.connection_opened();
     asio::co_spawn(ex, session(beast::tcp_stream(std::move(sock))),
                    [this](std::exception_ptr e) {
                      if (!e) return;
@@ -155,8 +167,31 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
   }
 }
 
+asio::awaitable<void> HttpServer::Impl::refuse(tcp::socket sock) {
+  beast::tcp_stream stream(std::move(sock));
+  Response res = problem(http::status::service_unavailable,
+                         "too many connections (limit " + std::to_string(opts.max_connections) +
+                             "); retry later");
+  res.set(http::field::retry_after, "1");
+  res.keep_alive(false);
+  // The request is not read: answering at once keeps what a refused client costs small.
+  stream.expires_after(std::chrono::seconds(2));
+  boost::system::error_code ec;
+  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream.close();
+}
+
 asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
   static RequestIds ids;
+  // Whatever way the session ends (return or exception), the connection is counted closed.
+  struct Closed {
+    Impl& impl;
+    ~Closed() {
+      --impl.open_connections;
+      impl.metrics.connection_closed();
+    }
+  } closed{*this};
   beast::flat_buffer buffer;
   auto ex = co_await asio::this_coro::executor;
   for (;;) {
@@ -164,7 +199,17 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
     parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
     parser.body_limit(opts.max_body_bytes);
     boost::system::error_code ec;
-    stream.expires_after(opts.idle_timeout);
+    if (buffer.size() == 0) {
+      // Idle: no byte of the next request yet.
+      stream.expires_after(opts.idle_timeout);
+      const auto n = co_await stream.async_read_some(
+          buffer.prepare(4096), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == beast::error::timeout) metrics.connection_timed_out(Metrics::Deadline::idle);
+      if (ec) break;
+      buffer.commit(n);
+    }
+    // The whole head must arrive within the header deadline, however slowly it trickles in.
+    stream.expires_after(opts.header_timeout);
     co_await http::async_read_header(stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
     const auto started = std::chrono::steady_clock::now();
@@ -184,10 +229,19 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
       break;
     }
     if (ec == http::error::header_limit) {
-      co_await fail(http::status::request_header_fields_too_large,
-                    "request headers exceed " + std::to_string(opts.max_header_bytes) + " bytes");
+      // Beast parses the request line as soon as it is whole: without a target, the request
+      // line alone is over the limit, i.e. the URL.
+      if (parser.get().target().empty())
+        co_await fail(http::status::uri_too_long,
+                      "request target longer than " + std::to_string(opts.max_url_bytes) +
+                          " bytes");
+      else
+        co_await fail(http::status::request_header_fields_too_large,
+                      "request headers exceed " + std::to_string(opts.max_header_bytes) +
+                          " bytes");
       break;
     }
+    if (ec == beast::error::timeout) metrics.connection_timed_out(Metrics::Deadline::header);
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::eof || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted)
@@ -197,6 +251,18 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
       break;
     }
     auto& hdr = parser.get();
+    if (hdr.target().size() > opts.max_url_bytes) {
+      co_await fail(http::status::uri_too_long,
+                    "request target longer than " + std::to_string(opts.max_url_bytes) + " bytes");
+      break;
+    }
+    if (const auto fields = static_cast<std::size_t>(std::distance(hdr.begin(), hdr.end()));
+        fields > opts.max_header_count) {
+      co_await fail(http::status::request_header_fields_too_large,
+                    "request has " + std::to_string(fields) + " header fields; the limit is " +
+                        std::to_string(opts.max_header_count));
+      break;
+    }
     if (auto cl = parser.content_length(); cl && *cl > opts.max_body_bytes) {
       co_await fail(http::status::payload_too_large,
                     "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
@@ -208,8 +274,10 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
       if (ec) break;
     }
     if (!parser.is_done()) {
+      stream.expires_after(opts.body_timeout);
       co_await http::async_read(stream, buffer, parser,
                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == beast::error::timeout) metrics.connection_timed_out(Metrics::Deadline::body);
       if (ec == http::error::body_limit) {
         co_await fail(http::status::payload_too_large,
                       "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");

@@ -22,12 +22,25 @@
 
 namespace chat::web {
 
+/// Limits and time-outs of every connection (README "Limits"). Over a size limit the client gets
+/// a problem (413, 414, 431) and the connection is closed; past a time-out it is closed.
 struct ServerOptions {
   std::size_t max_body_bytes = 1048576;
-  std::size_t max_header_bytes = 16384;
+  std::size_t max_header_bytes = 16384;  ///< request line + header fields
+  std::size_t max_header_count = 100;    ///< header fields
+  std::size_t max_url_bytes = 8192;      ///< request target
+  std::size_t max_connections = 10000;   ///< beyond it: 503 problem and close
+  std::size_t max_json_depth = 32;       ///< request bodies (HandlerContext)
+  std::size_t max_json_string_bytes = 65536;
   std::chrono::steady_clock::duration ping_interval = std::chrono::seconds(15);
-  std::chrono::seconds idle_timeout{60};   ///< keep-alive: time allowed for the next request
-  std::chrono::seconds write_timeout{30};  ///< a client that accepts no bytes for this long goes
+  /// Time allowed for the first byte of a request (a new connection's, or the next one on a
+  /// kept-alive connection).
+  std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(60);
+  /// From a request's first byte to the end of its head (slowloris).
+  std::chrono::steady_clock::duration header_timeout = std::chrono::seconds(10);
+  /// From the end of the head to the end of the body.
+  std::chrono::steady_clock::duration body_timeout = std::chrono::seconds(30);
+  std::chrono::steady_clock::duration write_timeout = std::chrono::seconds(30);  ///< a client that accepts no bytes for this long goes
 };
 
 /// What the operations endpoints look at. Both must outlive the server.
@@ -50,6 +63,7 @@ class HttpServer {
   void stop();
 
   std::size_t open_streams() const { return open_streams_.load(); }
+  std::size_t open_connections() const { return open_connections_.load(); }
   /// Where requests are recorded (the one given in ServerOperations, or the server's own).
   Metrics& metrics() { return *metrics_; }
 
@@ -59,6 +73,7 @@ class HttpServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::atomic<std::size_t> open_streams_{0};
+  std::atomic<std::size_t> open_connections_{0};
 };
 
 }  // namespace chat::web

@@ -162,6 +162,22 @@ std::string Metrics::render() const {
            "Last-Event-ID).");
   w.sample("chatbot_sse_slow_disconnects_total", {},
            static_cast<double>(slow_disconnects_.load(std::memory_order_relaxed)));
+  const auto conn_opened = connections_opened_.load(std::memory_order_relaxed);
+  const auto conn_closed = connections_closed_.load(std::memory_order_relaxed);
+  w.family("chatbot_http_connections_open", "gauge", "HTTP connections open now.");
+  w.sample("chatbot_http_connections_open", {},
+           static_cast<double>(conn_opened - std::min(conn_opened, conn_closed)));
+  w.family("chatbot_http_connections_refused_total", "counter",
+           "Connections refused (503, then closed) because the connection limit was reached.");
+  w.sample("chatbot_http_connections_refused_total", {},
+           static_cast<double>(connections_refused_.load(std::memory_order_relaxed)));
+  w.family("chatbot_http_connections_timed_out_total", "counter",
+           "Connections closed at a read deadline: idle (no request began), header (the head "
+           "did not complete), body (the body did not complete).");
+  const char* phases[] = {"idle", "header", "body"};
+  for (int i = 0; i < 3; ++i)
+    w.sample("chatbot_http_connections_timed_out_total", {{"deadline", phases[i]}},
+             static_cast<double>(timed_out_[i].load(std::memory_order_relaxed)));
   for (const auto& c : collectors) c(w);
   return w.text();
 }

@@ -69,6 +69,14 @@ class Metrics {
   /// disconnected: a queue that overflows while the stream is still replaying stored events
   /// can end normally, and is no disconnect.
   void slow_disconnect() { slow_disconnects_.fetch_add(1, std::memory_order_relaxed); }
+  void connection_opened() { connections_opened_.fetch_add(1, std::memory_order_relaxed); }
+  void connection_closed() { connections_closed_.fetch_add(1, std::memory_order_relaxed); }
+  /// Refused for being over the connection limit.
+  void connection_refused() { connections_refused_.fetch_add(1, std::memory_order_relaxed); }
+  enum class Deadline { idle, header, body };
+  void connection_timed_out(Deadline d) {
+    timed_out_[static_cast<int>(d)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   void add_collector(Collector c);
 
@@ -84,6 +92,10 @@ class Metrics {
   std::atomic<std::uint64_t> streams_closed_{0};
   std::atomic<std::uint64_t> delivered_{0};
   std::atomic<std::uint64_t> slow_disconnects_{0};
+  std::atomic<std::uint64_t> connections_opened_{0};
+  std::atomic<std::uint64_t> connections_closed_{0};
+  std::atomic<std::uint64_t> connections_refused_{0};
+  std::atomic<std::uint64_t> timed_out_[3]{};
 };
 
 /// Reports the event hub (events appended, runs ended by status, live subscribers) and the scheduler (queued and running runs of this process).
