@@ -119,6 +119,12 @@ int serve(const infra::Config& cfg) {
   sopts.max_body_bytes = cfg.max_body_bytes;
   sopts.ping_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(cfg.ping_interval_s));
+  try {
+    sopts.cors = web::CorsPolicy::parse(cfg.cors_origins);
+  } catch (const std::invalid_argument& e) {
+    throw infra::ConfigError(std::string("invalid --cors-origins/CHATBOT_CORS_ORIGINS: ") +
+                             e.what());
+  }
   web::Metrics metrics;
   web::add_core_collectors(metrics, hub, scheduler);
   if (auto* stats = dynamic_cast<const infra::DbStatsSource*>(db.get()))

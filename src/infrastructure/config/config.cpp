@@ -190,6 +190,10 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.shutdown_grace_s = parse_seconds(v, n, 0);
        }},
+      {"--cors-origins", "CHATBOT_CORS_ORIGINS", nullptr,
+       "browser origins allowed to call the API: * or a comma list such as "
+       "https://app.example.com,http://localhost:5173 (default none)",
+       [](Config& c, const std::string& v, const std::string&) { c.cors_origins = v; }},
       {"--no-migrate", nullptr, nullptr, "serve: do not apply pending migrations at start",
        [](Config& c, const std::string&, const std::string&) { c.migrate = false; }, true},
   };

@@ -43,6 +43,7 @@ struct Config {
   int io_threads = 0;  ///< 0: one per core
   std::string sqlite_synchronous = "full";
   double shutdown_grace_s = 5;
+  std::string cors_origins;  ///< "*" or a comma list of origins; empty: no CORS
 };
 
 /// Parses argv (without argv[0]) and the environment.

@@ -144,11 +144,22 @@ app::Task<Response> post_message(HandlerContext& ctx, const Request& req, const 
   if (!content) co_return validation_problem({"body", "content"}, "field required");
   if (!content->is_string())
     co_return validation_problem({"body", "content"}, "content must be a string");
+  app::PostOptions options;
+  if (auto* ms = obj.if_contains("multitask_strategy"); ms && !ms->is_null()) {
+    std::optional<app::MultitaskStrategy> st;
+    if (ms->is_string())
+      st = app::parse_multitask_strategy(
+          std::string_view(ms->as_string().data(), ms->as_string().size()));
+    if (!st)
+      co_return validation_problem({"body", "multitask_strategy"},
+                                   "multitask_strategy must be one of enqueue, reject, interrupt");
+    options.strategy = *st;
+  }
   std::optional<std::string> key;
   if (auto it = req.find("Idempotency-Key"); it != req.end()) key = std::string(it->value());
-  co_return respond(
-      co_await ctx.service.post_message(id, std::string(content->as_string()), std::move(key)),
-      http::status::created);
+  co_return respond(co_await ctx.service.post_message(id, std::string(content->as_string()),
+                                                      std::move(key), options),
+                    http::status::created);
 }
 
 app::Task<Response> list_user_threads(HandlerContext& ctx, std::int64_t user_id,
@@ -170,6 +181,32 @@ app::Task<Response> list_user_threads(HandlerContext& ctx, std::int64_t user_id,
   if (r->next) next = *r->next;
   co_return json_response(http::status::ok,
                           json::object{{"threads", std::move(threads)}, {"next", next}});
+}
+
+app::Task<Response> list_thread_runs(HandlerContext& ctx, const std::string& thread_id,
+                                     std::string_view query) {
+  app::RunFilter f;
+  if (auto st = query_param(query, "status"); st && !st->empty()) {
+    f.status = domain::parse_run_status(*st);
+    if (!f.status)
+      co_return validation_problem(
+          {"query", "status"}, "status must be one of queued, running, done, error, canceled");
+  }
+  if (auto l = query_param(query, "limit")) {
+    auto v = parse_int64(*l);
+    if (!v || *v < 1 || *v > 200)
+      co_return validation_problem({"query", "limit"}, "limit must be an integer from 1 to 200");
+    f.limit = static_cast<int>(*v);
+  }
+  if (auto b = query_param(query, "before"); b && !b->empty()) f.before = *b;
+  auto r = co_await ctx.service.list_thread_runs(thread_id, std::move(f));
+  if (!r) co_return error_response(r.error());
+  json::array runs;
+  for (const auto& run : r->runs) runs.push_back(to_json(run));
+  json::value next = nullptr;
+  if (r->next) next = *r->next;
+  co_return json_response(http::status::ok,
+                          json::object{{"runs", std::move(runs)}, {"next", next}});
 }
 
 // 200 when the database answers a trivial query; 503 when it throws (the cause is logged).
@@ -245,8 +282,10 @@ std::int64_t parse_last_event_id(std::string_view v) {
   return *n;
 }
 
-app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
-                                  boost::asio::any_io_executor ex) {
+namespace {
+
+app::Task<Outcome> dispatch(HandlerContext& ctx, const Request& req,
+                            boost::asio::any_io_executor ex) {
   const std::string_view target = req.target();
   const auto qpos = target.find('?');
   const std::string_view path = target.substr(0, qpos);
@@ -254,7 +293,7 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
       qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
 
   auto m = match_route(req.method(), path);
-  Outcome out{Response{}, std::nullopt, m.template_path};
+  Outcome out{Response{}, std::nullopt, m.template_path, {}};
   if (m.kind == RouteMatch::Kind::not_found) {
     out.route = "unmatched";
     out.response = problem(http::status::not_found, "Not Found");
@@ -327,14 +366,17 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
       }
       break;
     }
-    case RouteId::list_thread_runs: {
-      auto r = co_await svc.list_thread_runs(m.params[0]);
+    case RouteId::list_thread_runs:
+      out.response = co_await list_thread_runs(ctx, m.params[0], query);
+      break;
+    case RouteId::cancel_thread_runs: {
+      auto r = co_await svc.cancel_thread_runs(m.params[0]);
       if (!r) {
         out.response = error_response(r.error());
       } else {
-        json::array runs;
-        for (const auto& run : r.value()) runs.push_back(to_json(run));
-        out.response = json_response(http::status::ok, json::object{{"runs", std::move(runs)}});
+        json::array ids;
+        for (const auto& id : r.value()) ids.emplace_back(id);
+        out.response = json_response(http::status::ok, json::object{{"canceled", std::move(ids)}});
       }
       break;
     }
@@ -372,6 +414,31 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
       }
       break;
     }
+  }
+  co_return out;
+}
+
+}  // namespace
+
+app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
+                                  boost::asio::any_io_executor ex) {
+  const std::string_view origin = req[http::field::origin];
+  if (ctx.cors.enabled() && req.method() == http::verb::options &&
+      req.find(http::field::access_control_request_method) != req.end()) {
+    Outcome pre{Response{}, std::nullopt, "preflight", {}};
+    if (auto h = ctx.cors.preflight_headers(origin)) {
+      pre.response = Response{http::status::no_content, 11};
+      for (auto& [k, v] : *h) pre.response.set(k, v);
+    } else {
+      pre.response = problem(http::status::forbidden, "Origin not allowed");
+    }
+    co_return pre;
+  }
+  Outcome out = co_await dispatch(ctx, req, std::move(ex));
+  if (ctx.cors.enabled()) {
+    auto h = ctx.cors.response_headers(origin);
+    for (const auto& [k, v] : h) out.response.set(k, v);
+    if (out.stream) out.stream_headers = std::move(h);
   }
   co_return out;
 }

@@ -13,6 +13,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "application/chat_service.hpp"
+#include "cors.hpp"
 #include "problem.hpp"
 #include "router.hpp"
 
@@ -24,6 +25,8 @@ struct Outcome {
   Response response;
   std::optional<app::RunEventStream> stream;  ///< set: write an SSE stream instead
   std::string route;                          ///< route template, for logs and metrics
+  /// Headers for the stream's response head (CORS); already set on `response` otherwise.
+  std::vector<std::pair<std::string, std::string>> stream_headers;
 };
 
 class Metrics;
@@ -32,6 +35,7 @@ struct HandlerContext {
   app::ChatService& service;
   app::Database* database = nullptr;  ///< for /readyz; null: not ready
   const Metrics* metrics = nullptr;   ///< for /metrics; null: 503
+  CorsPolicy cors;                    ///< default: no cross-origin access
 };
 
 app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,

@@ -24,7 +24,7 @@ using tcp = asio::ip::tcp;
 struct HttpServer::Impl {
   Impl(asio::io_context& io_, app::ChatService& svc, app::Logger& lg, ServerOptions o,
        std::atomic<std::size_t>& streams, app::Database* db, Metrics& m)
-      : io(io_), ctx{svc, db, &m}, log(lg), opts(o), acceptor(io_), open_streams(streams),
+      : io(io_), ctx{svc, db, &m, o.cors}, log(lg), opts(o), acceptor(io_), open_streams(streams),
         metrics(m) {}
 
   asio::io_context& io;
@@ -38,9 +38,9 @@ struct HttpServer::Impl {
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(beast::tcp_stream stream);
   /// Returns the number of events written.
-  asio::awaitable<std::uint64_t> write_stream(beast::tcp_stream& stream,
-                                              app::RunEventStream& events,
-                                              const std::string& request_id);
+  asio::awaitable<std::uint64_t> write_stream(
+      beast::tcp_stream& stream, app::RunEventStream& events, const std::string& request_id,
+      const std::vector<std::pair<std::string, std::string>>& extra_headers);
 };
 
 namespace {
@@ -253,7 +253,7 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
                               std::chrono::steady_clock::now() - started);
       ++open_streams;
       metrics.stream_opened();
-      const auto sent = co_await write_stream(stream, *out.stream, request_id);
+      const auto sent = co_await write_stream(stream, *out.stream, request_id, out.stream_headers);
       // The stream's own line when it ends: same fields, its whole duration, what it carried.
       spdlog::info("{} {} 200 {} {}us stream-closed events={}", req.method_string(), out.route,
                    request_id,
@@ -288,9 +288,9 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
   stream.close();
 }
 
-asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(beast::tcp_stream& stream,
-                                                              app::RunEventStream& events,
-                                                              const std::string& request_id) {
+asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(
+    beast::tcp_stream& stream, app::RunEventStream& events, const std::string& request_id,
+    const std::vector<std::pair<std::string, std::string>>& extra_headers) {
   std::string buf =
       "HTTP/1.1 200 OK\r\n"
       "Content-Type: text/event-stream; charset=utf-8\r\n"
@@ -298,8 +298,10 @@ asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(beast::tcp_stream&
       "X-Accel-Buffering: no\r\n"
       "Connection: close\r\n"
       "X-Request-Id: " +
-      request_id +
-      "\r\n\r\n"
+      request_id + "\r\n";
+  for (const auto& [k, v] : extra_headers) buf += k + ": " + v + "\r\n";
+  buf +=
+      "\r\n"
       "retry: 3000\n"
       ": connected\n\n";
   boost::system::error_code ec;
