@@ -69,10 +69,48 @@ Task<Result<CreateUserOutcome>> ChatService::create_user(std::string name) {
     co_return domain::invalid("name", "name must be at most " +
                                           std::to_string(limits_.max_name_chars) + " characters");
   const auto now = clock_.now();
+  std::optional<std::string> key, hash;
+  if (keys_) {
+    key = keys_->new_key();
+    hash = keys_->hash(*key);
+  }
   co_return co_await db_.write([&](WriteTx& tx) -> CreateUserOutcome {
     auto& users = tx.repos().users;
-    if (auto existing = users.find_by_name(name)) return {*existing, false};
-    return {users.insert(name, now), true};
+    if (auto existing = users.find_by_name(name)) return {*existing, false, std::nullopt};
+    auto u = users.insert(name, now);
+    if (hash) users.set_api_key_hash(u.id, *hash);
+    return {std::move(u), true, key};
+  });
+}
+
+Task<std::optional<std::int64_t>> ChatService::authenticate(std::string api_key) {
+  if (!keys_ || api_key.empty()) co_return std::nullopt;
+  const auto hash = keys_->hash(api_key);
+  auto u = co_await db_.read(
+      [&](domain::Repositories& r) { return r.users.find_by_api_key_hash(hash); });
+  if (!u) co_return std::nullopt;
+  co_return u->id;
+}
+
+Task<std::optional<std::int64_t>> ChatService::thread_owner(std::string thread_id) {
+  auto id = normalize_id(thread_id);
+  if (!id) co_return std::nullopt;
+  co_return co_await db_.read([&](domain::Repositories& r) -> std::optional<std::int64_t> {
+    auto t = r.threads.find(*id);
+    if (!t) return std::nullopt;
+    return t->user_id;
+  });
+}
+
+Task<std::optional<std::int64_t>> ChatService::run_owner(std::string run_id) {
+  auto id = normalize_id(run_id);
+  if (!id) co_return std::nullopt;
+  co_return co_await db_.read([&](domain::Repositories& r) -> std::optional<std::int64_t> {
+    auto run = r.runs.find(*id);
+    if (!run) return std::nullopt;
+    auto t = r.threads.find(run->thread_id);
+    if (!t) return std::nullopt;
+    return t->user_id;
   });
 }
 

@@ -35,6 +35,7 @@ struct Limits {
 struct CreateUserOutcome {
   domain::User user;
   bool created = false;  ///< false: a user of that name exists, `user` is that one
+  std::optional<std::string> api_key;  ///< with API keys on: the new user's key, shown once
 };
 
 struct ThreadPage {
@@ -123,7 +124,16 @@ class ChatService {
               IdGenerator& ids, Limits limits)
       : db_(db), hub_(hub), scheduler_(scheduler), clock_(clock), ids_(ids), limits_(limits) {}
 
+  /// With API keys on (set_key_service), a new user gets a key; only its hash is stored.
   Task<domain::Result<CreateUserOutcome>> create_user(std::string name);
+
+  /// Turns API keys on. `keys` must outlive the service; call before serving.
+  void set_key_service(KeyService& keys) { keys_ = &keys; }
+  /// The user an API key belongs to, if any.
+  Task<std::optional<std::int64_t>> authenticate(std::string api_key);
+  /// The owner of a thread / of a run's thread; nullopt when it does not exist.
+  Task<std::optional<std::int64_t>> thread_owner(std::string thread_id);
+  Task<std::optional<std::int64_t>> run_owner(std::string run_id);
   Task<domain::Result<domain::User>> get_user(std::int64_t user_id);
   Task<domain::Result<ThreadPage>> list_user_threads(std::int64_t user_id,
                                                      std::optional<std::string> before, int limit);
@@ -162,6 +172,7 @@ class ChatService {
   Clock& clock_;
   IdGenerator& ids_;
   Limits limits_;
+  KeyService* keys_ = nullptr;
 };
 
 /// Number of Unicode code points in valid UTF-8 `s` (invalid bytes count one each).

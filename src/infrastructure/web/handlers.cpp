@@ -1,5 +1,6 @@
 #include "handlers.hpp"
 
+#include <cctype>
 #include <charconv>
 
 #include <boost/json/parse.hpp>
@@ -89,6 +90,40 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
+/// The token of `Authorization: Bearer <token>`, or empty.
+std::string bearer_token(const Request& req) {
+  auto it = req.find(http::field::authorization);
+  if (it == req.end()) return {};
+  std::string_view v = it->value();
+  if (v.size() < 7 || lower_ascii(v.substr(0, 7)) != "bearer ") return {};
+  v.remove_prefix(7);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  return std::string(v);
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  unsigned char d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return d == 0;
+}
+
+// Keys this service issues: "cbk_" and 43 base64url characters; anything else is not looked up.
+bool is_api_key_shaped(std::string_view t) {
+  if (t.size() != 47 || t.substr(0, 4) != "cbk_") return false;
+  for (char c : t.substr(4))
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  return true;
+}
+
+Response unauthorized(const std::string& detail) {
+  Response r = problem(http::status::unauthorized, detail);
+  r.set(http::field::www_authenticate, "Bearer");
+  return r;
+}
+
 template <class T>
 Response respond(const Result<T>& r, http::status ok_status) {
   if (!r) return error_response(r.error());
@@ -108,10 +143,13 @@ app::Task<Response> create_user(HandlerContext& ctx, const Request& req) {
     json::object extra{{"user_id", r->user.id}, {"name", r->user.name}};
     co_return problem(http::status::conflict, "User already exists", std::move(extra));
   }
-  co_return json_response(http::status::created, to_json(r->user));
+  auto body_out = to_json(r->user);
+  if (r->api_key) body_out.as_object()["api_key"] = *r->api_key;
+  co_return json_response(http::status::created, body_out);
 }
 
-app::Task<Response> create_thread(HandlerContext& ctx, const Request& req) {
+app::Task<Response> create_thread(HandlerContext& ctx, const Request& req,
+                                  std::optional<std::int64_t> caller) {
   auto body = json_body(req);
   if (auto* res = std::get_if<Response>(&body)) co_return std::move(*res);
   auto& obj = std::get<json::object>(body);
@@ -125,6 +163,8 @@ app::Task<Response> create_thread(HandlerContext& ctx, const Request& req) {
   } else {
     co_return validation_problem({"body", "user_id"}, "user_id must be an integer");
   }
+  // Another user's id is answered as if it did not exist.
+  if (caller && *caller != user_id) co_return problem(http::status::not_found, "User not found");
   std::optional<std::string> title;
   if (auto* t = obj.if_contains("title"); t && !t->is_null()) {
     if (!t->is_string()) co_return validation_problem({"body", "title"}, "title must be a string");
@@ -274,6 +314,28 @@ Response asset_response(const Request& req, std::string_view path) {
 
 }  // namespace
 
+std::string redact_target(std::string_view target) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return std::string(target);
+  std::string out(target.substr(0, q + 1));
+  std::string_view rest = target.substr(q + 1);
+  bool first = true;
+  while (true) {
+    const auto amp = rest.find('&');
+    auto part = rest.substr(0, amp);
+    if (!first) out += '&';
+    first = false;
+    const auto eq = part.find('=');
+    if (percent_decode(part.substr(0, eq)) == "access_token")
+      out += "access_token=***";
+    else
+      out += part;
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
 std::int64_t parse_last_event_id(std::string_view v) {
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
   while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
@@ -311,6 +373,62 @@ app::Task<Outcome> dispatch(HandlerContext& ctx, const Request& req,
     if (!v || *v < 1) return std::nullopt;
     return v;
   };
+
+  // Authentication and per-user scoping (api_key mode): anything of another user is 404,
+  // exactly as if it did not exist.
+  std::optional<std::int64_t> caller;
+  if (m.id == RouteId::metrics && !ctx.auth.metrics_token.empty() &&
+      !constant_time_equal(bearer_token(req), ctx.auth.metrics_token)) {
+    out.response = unauthorized("A valid metrics token is required");
+    co_return out;
+  }
+  if (ctx.auth.api_keys && path.rfind("/api/", 0) == 0) {
+    if (m.id == RouteId::create_user) {
+      if (!constant_time_equal(bearer_token(req), ctx.auth.admin_key)) {
+        out.response = unauthorized("Creating users needs the admin key");
+        co_return out;
+      }
+    } else {
+      std::string token = bearer_token(req);
+      // Browsers' EventSource sends no headers: the stream alone takes ?access_token=.
+      if (token.empty() && m.id == RouteId::stream_events)
+        token = query_param(query, "access_token").value_or("");
+      if (is_api_key_shaped(token)) caller = co_await svc.authenticate(token);
+      if (!caller) {
+        out.response = unauthorized("A valid API key is required");
+        co_return out;
+      }
+      std::optional<std::int64_t> owner;
+      const char* missing = nullptr;
+      switch (m.id) {
+        case RouteId::get_user:
+        case RouteId::list_user_threads:
+          owner = user_id_param();
+          missing = "User not found";
+          break;
+        case RouteId::get_thread:
+        case RouteId::delete_thread:
+        case RouteId::list_thread_runs:
+        case RouteId::cancel_thread_runs:
+        case RouteId::post_message:
+          owner = co_await svc.thread_owner(m.params[0]);
+          missing = "Thread not found";
+          break;
+        case RouteId::get_run:
+        case RouteId::cancel_run:
+        case RouteId::stream_events:
+          owner = co_await svc.run_owner(m.params[0]);
+          missing = "Run not found";
+          break;
+        default:
+          break;
+      }
+      if (missing && owner != caller) {
+        out.response = problem(http::status::not_found, missing);
+        co_return out;
+      }
+    }
+  }
 
   switch (m.id) {
     case RouteId::healthz:
@@ -352,7 +470,7 @@ app::Task<Outcome> dispatch(HandlerContext& ctx, const Request& req,
       break;
     }
     case RouteId::create_thread:
-      out.response = co_await create_thread(ctx, req);
+      out.response = co_await create_thread(ctx, req, caller);
       break;
     case RouteId::get_thread:
       out.response = respond(co_await svc.get_thread(m.params[0]), http::status::ok);

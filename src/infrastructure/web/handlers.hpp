@@ -31,15 +31,26 @@ struct Outcome {
 
 class Metrics;
 
+/// Who may call what (CHATBOT_AUTH). Keys compared in constant time; never logged.
+struct AuthPolicy {
+  bool api_keys = false;      ///< api_key mode: /api needs a user's key (users: the admin key)
+  std::string admin_key;      ///< for POST /api/users in api_key mode
+  std::string metrics_token;  ///< non-empty: /metrics needs it as a Bearer token
+};
+
 struct HandlerContext {
   app::ChatService& service;
   app::Database* database = nullptr;  ///< for /readyz; null: not ready
   const Metrics* metrics = nullptr;   ///< for /metrics; null: 503
   CorsPolicy cors;                    ///< default: no cross-origin access
+  AuthPolicy auth;                    ///< default: none (the seed's open API)
 };
 
 app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
                                   boost::asio::any_io_executor ex);
+
+/// `target` with the value of any `access_token` query parameter replaced by "***" (for logs).
+std::string redact_target(std::string_view target);
 
 /// Parses a Last-Event-ID value: absent, empty, negative, non-numeric or overflowing → 0.
 std::int64_t parse_last_event_id(std::string_view v);

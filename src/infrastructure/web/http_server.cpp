@@ -24,7 +24,7 @@ using tcp = asio::ip::tcp;
 struct HttpServer::Impl {
   Impl(asio::io_context& io_, app::ChatService& svc, app::Logger& lg, ServerOptions o,
        std::atomic<std::size_t>& streams, app::Database* db, Metrics& m)
-      : io(io_), ctx{svc, db, &m, o.cors}, log(lg), opts(o), acceptor(io_), open_streams(streams),
+      : io(io_), ctx{svc, db, &m, o.cors, o.auth}, log(lg), opts(o), acceptor(io_), open_streams(streams),
         metrics(m) {}
 
   asio::io_context& io;
@@ -240,7 +240,7 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
       out = co_await handle_request(ctx, req, ex);
     } catch (const std::exception& e) {
       log.error("request " + request_id + " " + std::string(req.method_string()) + " " +
-                std::string(req.target()) + " failed: " + e.what());
+                redact_target(req.target()) + " failed: " + e.what());
       out.response = problem(http::status::service_unavailable,
                              "The service could not complete the request; try again");
       out.route = "error";
@@ -248,7 +248,7 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
 
     if (out.stream) {
       spdlog::info("{} {} 200 {} stream-open {}", req.method_string(), out.route, request_id,
-                   req.target());
+                   redact_target(req.target()));
       metrics.observe_request(http::to_string(req.method()), out.route, 200,
                               std::chrono::steady_clock::now() - started);
       ++open_streams;

@@ -29,6 +29,7 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};   ///< keep-alive: time allowed for the next request
   std::chrono::seconds write_timeout{30};  ///< a client that accepts no bytes for this long goes
   CorsPolicy cors;                         ///< cross-origin access (default: none)
+  AuthPolicy auth;                         ///< authentication (default: none)
 };
 
 /// What the operations endpoints look at. Both must outlive the server.
