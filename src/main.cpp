@@ -1,5 +1,6 @@
 // The composition root: reads the configuration, builds the adapters, injects them, runs.
 
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "infrastructure/db/postgres/pg_migrations.hpp"
 #include "infrastructure/engines/demo_engine.hpp"
 #include "infrastructure/engines/openai_engine.hpp"
+#include "infrastructure/crypto.hpp"
 #include "infrastructure/system.hpp"
 #include "infrastructure/web/http_server.hpp"
 
@@ -119,7 +121,40 @@ std::unique_ptr<app::Engine> make_engine(const infra::Config& cfg, boost::asio::
                                   cfg.demo_token_timestamps});
 }
 
+// A secret a person types into a config file: long enough to resist guessing, and free of
+// characters that break an Authorization header.
+bool is_secret_shaped(const std::string& k) {
+  if (k.size() < 32 || k.size() > 256) return false;
+  for (unsigned char c : k)
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '~' && c != '+' && c != '/' &&
+        c != '=' && c != '-')
+      return false;
+  return true;
+}
+
+web::AuthPolicy auth_policy(const infra::Config& cfg) {
+  web::AuthPolicy a;
+  a.api_keys = cfg.auth == "api_key";
+  if (a.api_keys) {
+    if (cfg.admin_key.empty())
+      throw infra::ConfigError(
+          "missing --admin-key/CHATBOT_ADMIN_KEY (required with CHATBOT_AUTH=api_key)");
+    if (!is_secret_shaped(cfg.admin_key))
+      throw infra::ConfigError(
+          "invalid --admin-key/CHATBOT_ADMIN_KEY (expected 32 to 256 characters of A-Z a-z 0-9 "
+          ". _ ~ + / = -)");
+    a.admin_key = cfg.admin_key;
+  }
+  if (!cfg.metrics_token.empty() && !is_secret_shaped(cfg.metrics_token))
+    throw infra::ConfigError(
+        "invalid --metrics-token/CHATBOT_METRICS_TOKEN (expected 32 to 256 characters of A-Z "
+        "a-z 0-9 . _ ~ + / = -)");
+  a.metrics_token = cfg.metrics_token;
+  return a;
+}
+
 int serve(const infra::Config& cfg) {
+  const auto auth = auth_policy(cfg);  // refused before anything opens
   auto db = open_database(cfg, cfg.migrate);
 
   boost::asio::io_context io;
@@ -135,6 +170,8 @@ int serve(const infra::Config& cfg) {
   limits.max_content_bytes = cfg.max_content_bytes;
   limits.subscriber_queue = cfg.subscriber_queue;
   app::ChatService service(*db, hub, scheduler, clock, ids, limits);
+  infra::OpenSslKeys keys;
+  if (auth.api_keys) service.set_key_service(keys);
 
   web::ServerOptions sopts;
   sopts.max_body_bytes = cfg.max_body_bytes;
@@ -149,6 +186,13 @@ int serve(const infra::Config& cfg) {
   sopts.body_timeout = seconds_ms(cfg.body_timeout_s);
   sopts.ping_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(cfg.ping_interval_s));
+  try {
+    sopts.cors = web::CorsPolicy::parse(cfg.cors_origins);
+  } catch (const std::invalid_argument& e) {
+    throw infra::ConfigError(std::string("invalid --cors-origins/CHATBOT_CORS_ORIGINS: ") +
+                             e.what());
+  }
+  sopts.auth = auth;
   web::Metrics metrics;
   web::add_core_collectors(metrics, hub, scheduler);
   if (auto* stats = dynamic_cast<const infra::DbStatsSource*>(db.get()))

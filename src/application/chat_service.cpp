@@ -40,6 +40,13 @@ bool is_uuid(std::string_view s) {
   return true;
 }
 
+std::optional<MultitaskStrategy> parse_multitask_strategy(std::string_view s) {
+  if (s == "enqueue") return MultitaskStrategy::enqueue;
+  if (s == "reject") return MultitaskStrategy::reject;
+  if (s == "interrupt") return MultitaskStrategy::interrupt;
+  return std::nullopt;
+}
+
 namespace {
 
 std::string lower(std::string s) {
@@ -70,10 +77,48 @@ Task<Result<CreateUserOutcome>> ChatService::create_user(std::string name) {
     co_return domain::invalid("name", "name must be at most " +
                                           std::to_string(limits_.max_name_chars) + " characters");
   const auto now = clock_.now();
+  std::optional<std::string> key, hash;
+  if (keys_) {
+    key = keys_->new_key();
+    hash = keys_->hash(*key);
+  }
   co_return co_await db_.write([&](WriteTx& tx) -> CreateUserOutcome {
     auto& users = tx.repos().users;
-    if (auto existing = users.find_by_name(name)) return {*existing, false};
-    return {users.insert(name, now), true};
+    if (auto existing = users.find_by_name(name)) return {*existing, false, std::nullopt};
+    auto u = users.insert(name, now);
+    if (hash) users.set_api_key_hash(u.id, *hash);
+    return {std::move(u), true, key};
+  });
+}
+
+Task<std::optional<std::int64_t>> ChatService::authenticate(std::string api_key) {
+  if (!keys_ || api_key.empty()) co_return std::nullopt;
+  const auto hash = keys_->hash(api_key);
+  auto u = co_await db_.read(
+      [&](domain::Repositories& r) { return r.users.find_by_api_key_hash(hash); });
+  if (!u) co_return std::nullopt;
+  co_return u->id;
+}
+
+Task<std::optional<std::int64_t>> ChatService::thread_owner(std::string thread_id) {
+  auto id = normalize_id(thread_id);
+  if (!id) co_return std::nullopt;
+  co_return co_await db_.read([&](domain::Repositories& r) -> std::optional<std::int64_t> {
+    auto t = r.threads.find(*id);
+    if (!t) return std::nullopt;
+    return t->user_id;
+  });
+}
+
+Task<std::optional<std::int64_t>> ChatService::run_owner(std::string run_id) {
+  auto id = normalize_id(run_id);
+  if (!id) co_return std::nullopt;
+  co_return co_await db_.read([&](domain::Repositories& r) -> std::optional<std::int64_t> {
+    auto run = r.runs.find(*id);
+    if (!run) return std::nullopt;
+    auto t = r.threads.find(run->thread_id);
+    if (!t) return std::nullopt;
+    return t->user_id;
   });
 }
 
@@ -149,6 +194,48 @@ Task<Result<std::vector<domain::Run>>> ChatService::list_thread_runs(std::string
   co_return std::move(*runs);
 }
 
+Task<Result<RunPage>> ChatService::list_thread_runs(std::string thread_id, RunFilter f) {
+  if (f.limit && (*f.limit < 1 || *f.limit > 200))
+    co_return domain::invalid("limit", "limit must be 1 to 200");
+  if (f.before) {
+    if (!is_uuid(*f.before)) co_return domain::invalid("before", "before must be a run id");
+    f.before = lower(*f.before);
+  }
+  auto all = co_await list_thread_runs(std::move(thread_id));
+  if (!all) co_return all.error();
+  // A thread holds few runs next to its messages; filtering here keeps one query per backend.
+  auto& runs = all.value();
+  if (f.before) {
+    auto at = std::find_if(runs.begin(), runs.end(),
+                           [&](const domain::Run& r) { return r.id == *f.before; });
+    if (at == runs.end())
+      runs.clear();  // an unknown cursor gives nothing, as for threads
+    else
+      runs.erase(at, runs.end());
+  }
+  RunPage page;
+  for (auto& r : runs)
+    if (!f.status || r.status == *f.status) page.runs.push_back(std::move(r));
+  if (f.limit && page.runs.size() > static_cast<std::size_t>(*f.limit)) {
+    page.runs.erase(page.runs.begin(),
+                    page.runs.end() - static_cast<std::ptrdiff_t>(*f.limit));
+    page.next = page.runs.front().id;
+  }
+  co_return page;
+}
+
+Task<Result<std::vector<std::string>>> ChatService::cancel_thread_runs(std::string thread_id) {
+  auto runs = co_await list_thread_runs(std::move(thread_id));
+  if (!runs) co_return runs.error();
+  std::vector<std::string> canceled;
+  for (const auto& run : runs.value()) {
+    if (domain::is_terminal(run.status)) continue;
+    auto st = co_await cancel_run(run.id);
+    if (st && st.value() == RunStatus::canceled) canceled.push_back(run.id);
+  }
+  co_return canceled;
+}
+
 Task<Result<bool>> ChatService::delete_thread(std::string thread_id) {
   auto id = normalize_id(thread_id);
   if (!id) co_return domain::not_found("Thread not found");
@@ -164,7 +251,8 @@ Task<Result<bool>> ChatService::delete_thread(std::string thread_id) {
 }
 
 Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std::string content,
-                                                      std::optional<std::string> key) {
+                                                      std::optional<std::string> key,
+                                                      PostOptions options) {
   auto id = normalize_id(thread_id);
   if (!id) co_return domain::not_found("Thread not found");
   if (trim(content).empty()) co_return domain::invalid("content", "content must not be blank");
@@ -177,10 +265,26 @@ Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std
     co_return domain::invalid("Idempotency-Key", "Idempotency-Key must be 1 to " +
                                                      std::to_string(limits_.max_idempotency_key) +
                                                      " characters");
+  if (options.strategy == MultitaskStrategy::interrupt) {
+    // A repeat of an earlier request must not cancel the run that request created.
+    std::optional<std::string> stored;
+    if (key)
+      stored = co_await db_.read(
+          [&](domain::Repositories& r) { return r.idempotency.find(*id, *key); });
+    if (!stored) {
+      auto runs = co_await list_thread_runs(*id);
+      if (!runs) co_return runs.error();
+      // Canceled as usual; the scheduler starts the new run once they have ended.
+      for (const auto& run : runs.value())
+        if (!domain::is_terminal(run.status)) co_await cancel_run(run.id);
+    }
+  }
   const auto now = clock_.now();
   PostedMessage fresh{ids_.uuid(), ids_.uuid(), *id, RunStatus::queued};
+  std::optional<std::string> active;  // for `reject`: the run that is in the way
   auto posted = co_await db_.write([&](WriteTx& tx) -> std::optional<PostedMessage> {
     auto& r = tx.repos();
+    active.reset();
     if (!r.threads.find(*id)) return std::nullopt;
     if (key) {
       if (auto stored = r.idempotency.find(*id, *key)) {
@@ -188,6 +292,13 @@ Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std
         return PostedMessage{stored->substr(0, sp), stored->substr(sp + 1), *id,
                              RunStatus::queued};
       }
+    }
+    if (options.strategy == MultitaskStrategy::reject) {
+      for (const auto& run : r.runs.list_by_thread(*id))
+        if (!domain::is_terminal(run.status)) {
+          active = run.id;
+          return std::nullopt;
+        }
     }
     r.runs.insert(domain::Run{fresh.run_id, *id, fresh.message_id, RunStatus::queued, now,
                               std::nullopt, std::nullopt, std::nullopt, 0});
@@ -197,6 +308,9 @@ Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std
     tx.after_commit([this, fresh] { scheduler_.enqueue(fresh.thread_id, fresh.run_id); });
     return fresh;
   });
+  if (active)
+    co_return domain::conflict("The thread has an active run (multitask_strategy is reject)",
+                               "run_id", *active);
   if (!posted) co_return domain::not_found("Thread not found");
   co_return std::move(*posted);
 }

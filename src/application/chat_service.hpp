@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -34,6 +35,7 @@ struct Limits {
 struct CreateUserOutcome {
   domain::User user;
   bool created = false;  ///< false: a user of that name exists, `user` is that one
+  std::optional<std::string> api_key;  ///< with API keys on: the new user's key, shown once
 };
 
 struct ThreadPage {
@@ -41,9 +43,35 @@ struct ThreadPage {
   std::optional<std::string> next;
 };
 
+/// Filters of a thread's run list. Runs are listed oldest first; with `limit`, the page is the
+/// `limit` newest matching runs created before `before` (exclusive), and `next` is the cursor
+/// for the older ones.
+struct RunFilter {
+  std::optional<domain::RunStatus> status;
+  std::optional<std::string> before;  ///< a run id of the thread; an unknown one gives nothing
+  std::optional<int> limit;           ///< 1..200; absent: every run
+};
+
+struct RunPage {
+  std::vector<domain::Run> runs;
+  std::optional<std::string> next;
+};
+
 struct ThreadDetail {
   domain::Thread thread;
   std::vector<domain::Message> messages;
+};
+
+/// What posting on a thread that already has a queued or running run does.
+enum class MultitaskStrategy {
+  enqueue,    ///< the new run waits for the active ones (the default)
+  reject,     ///< conflict carrying the active run's id; nothing is stored
+  interrupt,  ///< the active runs are canceled; the new run starts when they have ended
+};
+std::optional<MultitaskStrategy> parse_multitask_strategy(std::string_view s);
+
+struct PostOptions {
+  MultitaskStrategy strategy = MultitaskStrategy::enqueue;
 };
 
 struct PostedMessage {
@@ -96,7 +124,16 @@ class ChatService {
               IdGenerator& ids, Limits limits)
       : db_(db), hub_(hub), scheduler_(scheduler), clock_(clock), ids_(ids), limits_(limits) {}
 
+  /// With API keys on (set_key_service), a new user gets a key; only its hash is stored.
   Task<domain::Result<CreateUserOutcome>> create_user(std::string name);
+
+  /// Turns API keys on. `keys` must outlive the service; call before serving.
+  void set_key_service(KeyService& keys) { keys_ = &keys; }
+  /// The user an API key belongs to, if any.
+  Task<std::optional<std::int64_t>> authenticate(std::string api_key);
+  /// The owner of a thread / of a run's thread; nullopt when it does not exist.
+  Task<std::optional<std::int64_t>> thread_owner(std::string thread_id);
+  Task<std::optional<std::int64_t>> run_owner(std::string run_id);
   Task<domain::Result<domain::User>> get_user(std::int64_t user_id);
   Task<domain::Result<ThreadPage>> list_user_threads(std::int64_t user_id,
                                                      std::optional<std::string> before, int limit);
@@ -106,11 +143,15 @@ class ChatService {
   Task<domain::Result<ThreadDetail>> get_thread(std::string thread_id);
   Task<domain::Result<bool>> delete_thread(std::string thread_id);
   Task<domain::Result<std::vector<domain::Run>>> list_thread_runs(std::string thread_id);
+  Task<domain::Result<RunPage>> list_thread_runs(std::string thread_id, RunFilter filter);
+  /// Cancels every queued or running run of the thread; returns the ids of those now canceled.
+  Task<domain::Result<std::vector<std::string>>> cancel_thread_runs(std::string thread_id);
 
   /// Stores the user message and a queued run in one transaction. With an idempotency key,
   /// a repeat on the same thread returns the first response and creates nothing.
   Task<domain::Result<PostedMessage>> post_message(std::string thread_id, std::string content,
-                                                   std::optional<std::string> idempotency_key);
+                                                   std::optional<std::string> idempotency_key,
+                                                   PostOptions options = {});
 
   Task<domain::Result<domain::Run>> get_run(std::string run_id);
   /// Returns the run's status afterwards: `canceled`, or the status it had already ended with.
@@ -131,6 +172,7 @@ class ChatService {
   Clock& clock_;
   IdGenerator& ids_;
   Limits limits_;
+  KeyService* keys_ = nullptr;
 };
 
 /// Number of Unicode code points in valid UTF-8 `s` (invalid bytes count one each).

@@ -27,6 +27,17 @@ class IdGenerator {
   virtual std::string uuid() = 0;
 };
 
+/// API keys (CHATBOT_AUTH=api_key): made at random, stored only as a one-way hash.
+/// Thread safety: implementations are safe to call from any thread.
+class KeyService {
+ public:
+  virtual ~KeyService() = default;
+  /// A new random key, shown once to its owner.
+  virtual std::string new_key() = 0;
+  /// The stored form of a key (e.g. hex SHA-256); equal keys give equal hashes.
+  virtual std::string hash(const std::string& key) = 0;
+};
+
 /// Where the core reports what it cannot hand back to a caller (failures in background work).
 /// Thread safety: safe to call from any thread.
 class Logger {

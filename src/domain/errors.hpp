@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace chat::domain {
 
@@ -18,6 +19,8 @@ struct Error {
   ErrorCode code;
   std::string detail;  ///< human-readable, safe to show to clients
   std::string field;   ///< for `invalid`: the offending field (may be empty)
+  /// Extra facts a client may act on, e.g. {"run_id", <the active run>} for a rejected post.
+  std::vector<std::pair<std::string, std::string>> extra;
 };
 
 /// Either a value or an Error.
@@ -40,10 +43,15 @@ class Result {
   std::variant<T, Error> v_;
 };
 
-inline Error not_found(std::string detail) { return {ErrorCode::not_found, std::move(detail), {}}; }
+inline Error not_found(std::string detail) { return {ErrorCode::not_found, std::move(detail), {}, {}}; }
 inline Error invalid(std::string field, std::string detail) {
-  return {ErrorCode::invalid, std::move(detail), std::move(field)};
+  return {ErrorCode::invalid, std::move(detail), std::move(field), {}};
 }
-inline Error conflict(std::string detail) { return {ErrorCode::conflict, std::move(detail), {}}; }
+inline Error conflict(std::string detail) { return {ErrorCode::conflict, std::move(detail), {}, {}}; }
+inline Error conflict(std::string detail, std::string key, std::string value) {
+  Error e{ErrorCode::conflict, std::move(detail), {}, {}};
+  e.extra.emplace_back(std::move(key), std::move(value));
+  return e;
+}
 
 }  // namespace chat::domain

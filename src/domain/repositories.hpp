@@ -19,6 +19,9 @@ class UserRepository {
   virtual User insert(const std::string& name, Timestamp created_at) = 0;
   virtual std::optional<User> find(std::int64_t id) = 0;
   virtual std::optional<User> find_by_name(const std::string& name) = 0;
+  /// Authentication: the hash (never the key) of the user's API key.
+  virtual void set_api_key_hash(std::int64_t id, const std::string& hash) = 0;
+  virtual std::optional<User> find_by_api_key_hash(const std::string& hash) = 0;
 };
 
 class ThreadRepository {

@@ -238,6 +238,23 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.shutdown_grace_s = parse_seconds(v, n, 0);
        }},
+      {"--cors-origins", "CHATBOT_CORS_ORIGINS", nullptr,
+       "browser origins allowed to call the API: * or a comma list such as "
+       "https://app.example.com,http://localhost:5173 (default none)",
+       [](Config& c, const std::string& v, const std::string&) { c.cors_origins = v; }},
+      {"--auth", "CHATBOT_AUTH", nullptr,
+       "none | api_key: with api_key, POST /api/users needs the admin key and every other /api "
+       "request a user's API key (default none)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.auth = one_of(v, n, {"none", "api_key"});
+       }},
+      {"--admin-key", "CHATBOT_ADMIN_KEY", nullptr,
+       "api_key mode: the key that creates users, 32 to 256 characters of A-Z a-z 0-9 . _ ~ + / "
+       "= - (never logged)",
+       [](Config& c, const std::string& v, const std::string&) { c.admin_key = v; }},
+      {"--metrics-token", "CHATBOT_METRICS_TOKEN", nullptr,
+       "when set, GET /metrics needs Authorization: Bearer <token> (never logged)",
+       [](Config& c, const std::string& v, const std::string&) { c.metrics_token = v; }},
       {"--no-migrate", nullptr, nullptr, "serve: do not apply pending migrations at start",
        [](Config& c, const std::string&, const std::string&) { c.migrate = false; }, true},
   };

@@ -52,6 +52,10 @@ struct Config {
   int io_threads = 0;  ///< 0: one per core
   std::string sqlite_synchronous = "full";
   double shutdown_grace_s = 5;
+  std::string cors_origins;  ///< "*" or a comma list of origins; empty: no CORS
+  std::string auth = "none";  ///< none | api_key
+  std::string admin_key;      ///< api_key mode: creates users; never logged
+  std::string metrics_token;  ///< non-empty: /metrics needs it; never logged
 };
 
 /// Parses argv (without argv[0]) and the environment.

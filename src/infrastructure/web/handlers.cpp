@@ -1,5 +1,6 @@
 #include "handlers.hpp"
 
+#include <cctype>
 #include <charconv>
 
 #include <boost/json/parse.hpp>
@@ -85,6 +86,40 @@ std::optional<std::int64_t> parse_int64(std::string_view s) {
   return v;
 }
 
+/// The token of `Authorization: Bearer <token>`, or empty.
+std::string bearer_token(const Request& req) {
+  auto it = req.find(http::field::authorization);
+  if (it == req.end()) return {};
+  std::string_view v = it->value();
+  if (v.size() < 7 || lower_ascii(v.substr(0, 7)) != "bearer ") return {};
+  v.remove_prefix(7);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  return std::string(v);
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  unsigned char d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return d == 0;
+}
+
+// Keys this service issues: "cbk_" and 43 base64url characters; anything else is not looked up.
+bool is_api_key_shaped(std::string_view t) {
+  if (t.size() != 47 || t.substr(0, 4) != "cbk_") return false;
+  for (char c : t.substr(4))
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  return true;
+}
+
+Response unauthorized(const std::string& detail) {
+  Response r = problem(http::status::unauthorized, detail);
+  r.set(http::field::www_authenticate, "Bearer");
+  return r;
+}
+
 template <class T>
 Response respond(const Result<T>& r, http::status ok_status) {
   if (!r) return error_response(r.error());
@@ -104,10 +139,13 @@ app::Task<Response> create_user(HandlerContext& ctx, const Request& req) {
     json::object extra{{"user_id", r->user.id}, {"name", r->user.name}};
     co_return problem(http::status::conflict, "User already exists", std::move(extra));
   }
-  co_return json_response(http::status::created, to_json(r->user));
+  auto body_out = to_json(r->user);
+  if (r->api_key) body_out.as_object()["api_key"] = *r->api_key;
+  co_return json_response(http::status::created, body_out);
 }
 
-app::Task<Response> create_thread(HandlerContext& ctx, const Request& req) {
+app::Task<Response> create_thread(HandlerContext& ctx, const Request& req,
+                                  std::optional<std::int64_t> caller) {
   auto body = json_body(ctx, req);
   if (auto* res = std::get_if<Response>(&body)) co_return std::move(*res);
   auto& obj = std::get<json::object>(body);
@@ -121,6 +159,8 @@ app::Task<Response> create_thread(HandlerContext& ctx, const Request& req) {
   } else {
     co_return validation_problem({"body", "user_id"}, "user_id must be an integer");
   }
+  // Another user's id is answered as if it did not exist.
+  if (caller && *caller != user_id) co_return problem(http::status::not_found, "User not found");
   std::optional<std::string> title;
   if (auto* t = obj.if_contains("title"); t && !t->is_null()) {
     if (!t->is_string()) co_return validation_problem({"body", "title"}, "title must be a string");
@@ -140,11 +180,22 @@ app::Task<Response> post_message(HandlerContext& ctx, const Request& req, const 
   if (!content) co_return validation_problem({"body", "content"}, "field required");
   if (!content->is_string())
     co_return validation_problem({"body", "content"}, "content must be a string");
+  app::PostOptions options;
+  if (auto* ms = obj.if_contains("multitask_strategy"); ms && !ms->is_null()) {
+    std::optional<app::MultitaskStrategy> st;
+    if (ms->is_string())
+      st = app::parse_multitask_strategy(
+          std::string_view(ms->as_string().data(), ms->as_string().size()));
+    if (!st)
+      co_return validation_problem({"body", "multitask_strategy"},
+                                   "multitask_strategy must be one of enqueue, reject, interrupt");
+    options.strategy = *st;
+  }
   std::optional<std::string> key;
   if (auto it = req.find("Idempotency-Key"); it != req.end()) key = std::string(it->value());
-  co_return respond(
-      co_await ctx.service.post_message(id, std::string(content->as_string()), std::move(key)),
-      http::status::created);
+  co_return respond(co_await ctx.service.post_message(id, std::string(content->as_string()),
+                                                      std::move(key), options),
+                    http::status::created);
 }
 
 app::Task<Response> list_user_threads(HandlerContext& ctx, std::int64_t user_id,
@@ -166,6 +217,32 @@ app::Task<Response> list_user_threads(HandlerContext& ctx, std::int64_t user_id,
   if (r->next) next = *r->next;
   co_return json_response(http::status::ok,
                           json::object{{"threads", std::move(threads)}, {"next", next}});
+}
+
+app::Task<Response> list_thread_runs(HandlerContext& ctx, const std::string& thread_id,
+                                     std::string_view query) {
+  app::RunFilter f;
+  if (auto st = query_param(query, "status"); st && !st->empty()) {
+    f.status = domain::parse_run_status(*st);
+    if (!f.status)
+      co_return validation_problem(
+          {"query", "status"}, "status must be one of queued, running, done, error, canceled");
+  }
+  if (auto l = query_param(query, "limit")) {
+    auto v = parse_int64(*l);
+    if (!v || *v < 1 || *v > 200)
+      co_return validation_problem({"query", "limit"}, "limit must be an integer from 1 to 200");
+    f.limit = static_cast<int>(*v);
+  }
+  if (auto b = query_param(query, "before"); b && !b->empty()) f.before = *b;
+  auto r = co_await ctx.service.list_thread_runs(thread_id, std::move(f));
+  if (!r) co_return error_response(r.error());
+  json::array runs;
+  for (const auto& run : r->runs) runs.push_back(to_json(run));
+  json::value next = nullptr;
+  if (r->next) next = *r->next;
+  co_return json_response(http::status::ok,
+                          json::object{{"runs", std::move(runs)}, {"next", next}});
 }
 
 // 200 when the database answers a trivial query; 503 when it throws (the cause is logged).
@@ -255,6 +332,28 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+std::string redact_target(std::string_view target) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return std::string(target);
+  std::string out(target.substr(0, q + 1));
+  std::string_view rest = target.substr(q + 1);
+  bool first = true;
+  while (true) {
+    const auto amp = rest.find('&');
+    auto part = rest.substr(0, amp);
+    if (!first) out += '&';
+    first = false;
+    const auto eq = part.find('=');
+    if (percent_decode(part.substr(0, eq)) == "access_token")
+      out += "access_token=***";
+    else
+      out += part;
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
   while (!query.empty()) {
     auto amp = query.find('&');
@@ -276,8 +375,10 @@ std::int64_t parse_last_event_id(std::string_view v) {
   return *n;
 }
 
-app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
-                                  boost::asio::any_io_executor ex) {
+namespace {
+
+app::Task<Outcome> dispatch(HandlerContext& ctx, const Request& req,
+                            boost::asio::any_io_executor ex) {
   const std::string_view target = req.target();
   const auto qpos = target.find('?');
   const std::string_view path = target.substr(0, qpos);
@@ -285,7 +386,7 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
       qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
 
   auto m = match_route(req.method(), path);
-  Outcome out{Response{}, std::nullopt, m.template_path};
+  Outcome out{Response{}, std::nullopt, m.template_path, {}};
   if (m.kind == RouteMatch::Kind::not_found) {
     out.route = "unmatched";
     out.response = problem(http::status::not_found, "Not Found");
@@ -303,6 +404,62 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
     if (!v || *v < 1) return std::nullopt;
     return v;
   };
+
+  // Authentication and per-user scoping (api_key mode): anything of another user is 404,
+  // exactly as if it did not exist.
+  std::optional<std::int64_t> caller;
+  if (m.id == RouteId::metrics && !ctx.auth.metrics_token.empty() &&
+      !constant_time_equal(bearer_token(req), ctx.auth.metrics_token)) {
+    out.response = unauthorized("A valid metrics token is required");
+    co_return out;
+  }
+  if (ctx.auth.api_keys && path.rfind("/api/", 0) == 0) {
+    if (m.id == RouteId::create_user) {
+      if (!constant_time_equal(bearer_token(req), ctx.auth.admin_key)) {
+        out.response = unauthorized("Creating users needs the admin key");
+        co_return out;
+      }
+    } else {
+      std::string token = bearer_token(req);
+      // Browsers' EventSource sends no headers: the stream alone takes ?access_token=.
+      if (token.empty() && m.id == RouteId::stream_events)
+        token = query_param(query, "access_token").value_or("");
+      if (is_api_key_shaped(token)) caller = co_await svc.authenticate(token);
+      if (!caller) {
+        out.response = unauthorized("A valid API key is required");
+        co_return out;
+      }
+      std::optional<std::int64_t> owner;
+      const char* missing = nullptr;
+      switch (m.id) {
+        case RouteId::get_user:
+        case RouteId::list_user_threads:
+          owner = user_id_param();
+          missing = "User not found";
+          break;
+        case RouteId::get_thread:
+        case RouteId::delete_thread:
+        case RouteId::list_thread_runs:
+        case RouteId::cancel_thread_runs:
+        case RouteId::post_message:
+          owner = co_await svc.thread_owner(m.params[0]);
+          missing = "Thread not found";
+          break;
+        case RouteId::get_run:
+        case RouteId::cancel_run:
+        case RouteId::stream_events:
+          owner = co_await svc.run_owner(m.params[0]);
+          missing = "Run not found";
+          break;
+        default:
+          break;
+      }
+      if (missing && owner != caller) {
+        out.response = problem(http::status::not_found, missing);
+        co_return out;
+      }
+    }
+  }
 
   switch (m.id) {
     case RouteId::healthz:
@@ -344,7 +501,7 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
       break;
     }
     case RouteId::create_thread:
-      out.response = co_await create_thread(ctx, req);
+      out.response = co_await create_thread(ctx, req, caller);
       break;
     case RouteId::get_thread:
       out.response = respond(co_await svc.get_thread(m.params[0]), http::status::ok);
@@ -358,14 +515,17 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
       }
       break;
     }
-    case RouteId::list_thread_runs: {
-      auto r = co_await svc.list_thread_runs(m.params[0]);
+    case RouteId::list_thread_runs:
+      out.response = co_await list_thread_runs(ctx, m.params[0], query);
+      break;
+    case RouteId::cancel_thread_runs: {
+      auto r = co_await svc.cancel_thread_runs(m.params[0]);
       if (!r) {
         out.response = error_response(r.error());
       } else {
-        json::array runs;
-        for (const auto& run : r.value()) runs.push_back(to_json(run));
-        out.response = json_response(http::status::ok, json::object{{"runs", std::move(runs)}});
+        json::array ids;
+        for (const auto& id : r.value()) ids.emplace_back(id);
+        out.response = json_response(http::status::ok, json::object{{"canceled", std::move(ids)}});
       }
       break;
     }
@@ -403,6 +563,31 @@ app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
       }
       break;
     }
+  }
+  co_return out;
+}
+
+}  // namespace
+
+app::Task<Outcome> handle_request(HandlerContext& ctx, const Request& req,
+                                  boost::asio::any_io_executor ex) {
+  const std::string_view origin = req[http::field::origin];
+  if (ctx.cors.enabled() && req.method() == http::verb::options &&
+      req.find(http::field::access_control_request_method) != req.end()) {
+    Outcome pre{Response{}, std::nullopt, "preflight", {}};
+    if (auto h = ctx.cors.preflight_headers(origin)) {
+      pre.response = Response{http::status::no_content, 11};
+      for (auto& [k, v] : *h) pre.response.set(k, v);
+    } else {
+      pre.response = problem(http::status::forbidden, "Origin not allowed");
+    }
+    co_return pre;
+  }
+  Outcome out = co_await dispatch(ctx, req, std::move(ex));
+  if (ctx.cors.enabled()) {
+    auto h = ctx.cors.response_headers(origin);
+    for (const auto& [k, v] : h) out.response.set(k, v);
+    if (out.stream) out.stream_headers = std::move(h);
   }
   co_return out;
 }

@@ -26,8 +26,14 @@ struct HttpServer::Impl {
   Impl(asio::io_context& io_, app::ChatService& svc, app::Logger& lg, ServerOptions o,
        std::atomic<std::size_t>& streams, std::atomic<std::size_t>& connections,
        app::Database* db, Metrics& m)
-      : io(io_), ctx{svc, db, &m, o.max_json_depth, o.max_json_string_bytes}, log(lg), opts(o), acceptor(io_), open_streams(streams),
-        open_connections(connections), metrics(m) {}
+      : io(io_),
+        ctx{svc, db, &m, o.max_json_depth, o.max_json_string_bytes, o.cors, o.auth},
+        log(lg),
+        opts(o),
+        acceptor(io_),
+        open_streams(streams),
+        open_connections(connections),
+        metrics(m) {}
 
   asio::io_context& io;
   HandlerContext ctx;
@@ -43,9 +49,9 @@ struct HttpServer::Impl {
   asio::awaitable<void> refuse(tcp::socket sock);
   asio::awaitable<void> session(beast::tcp_stream stream);
   /// Returns the number of events written.
-  asio::awaitable<std::uint64_t> write_stream(beast::tcp_stream& stream,
-                                              app::RunEventStream& events,
-                                              const std::string& request_id);
+  asio::awaitable<std::uint64_t> write_stream(
+      beast::tcp_stream& stream, app::RunEventStream& events, const std::string& request_id,
+      const std::vector<std::pair<std::string, std::string>>& extra_headers);
 };
 
 namespace {
@@ -299,7 +305,7 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
       out = co_await handle_request(ctx, req, ex);
     } catch (const std::exception& e) {
       log.error("request " + request_id + " " + std::string(req.method_string()) + " " +
-                std::string(req.target()) + " failed: " + e.what());
+                redact_target(req.target()) + " failed: " + e.what());
       out.response = problem(http::status::service_unavailable,
                              "The service could not complete the request; try again");
       out.route = "error";
@@ -307,7 +313,7 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
 
     if (out.stream) {
       spdlog::info("{} {} 200 {} stream-open {}", req.method_string(), out.route, request_id,
-                   req.target());
+                   redact_target(req.target()));
       metrics.observe_request(http::to_string(req.method()), out.route, 200,
                               std::chrono::steady_clock::now() - started);
       ++open_streams;
@@ -317,7 +323,7 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
       req = Request{};
       buffer.clear();
       buffer.shrink_to_fit();
-      const auto sent = co_await write_stream(stream, *out.stream, request_id);
+      const auto sent = co_await write_stream(stream, *out.stream, request_id, out.stream_headers);
       // The stream's own line when it ends: same fields, its whole duration, what it carried.
       spdlog::info("{} {} 200 {} {}us stream-closed events={}", method, out.route,
                    request_id,
@@ -352,9 +358,9 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
   stream.close();
 }
 
-asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(beast::tcp_stream& stream,
-                                                              app::RunEventStream& events,
-                                                              const std::string& request_id) {
+asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(
+    beast::tcp_stream& stream, app::RunEventStream& events, const std::string& request_id,
+    const std::vector<std::pair<std::string, std::string>>& extra_headers) {
   std::string buf =
       "HTTP/1.1 200 OK\r\n"
       "Content-Type: text/event-stream; charset=utf-8\r\n"
@@ -362,8 +368,10 @@ asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(beast::tcp_stream&
       "X-Accel-Buffering: no\r\n"
       "Connection: close\r\n"
       "X-Request-Id: " +
-      request_id +
-      "\r\n\r\n"
+      request_id + "\r\n";
+  for (const auto& [k, v] : extra_headers) buf += k + ": " + v + "\r\n";
+  buf +=
+      "\r\n"
       "retry: 3000\n"
       ": connected\n\n";
   boost::system::error_code ec;

@@ -41,6 +41,8 @@ struct ServerOptions {
   /// From the end of the head to the end of the body.
   std::chrono::steady_clock::duration body_timeout = std::chrono::seconds(30);
   std::chrono::steady_clock::duration write_timeout = std::chrono::seconds(30);  ///< a client that accepts no bytes for this long goes
+  CorsPolicy cors;  ///< cross-origin access (default: none)
+  AuthPolicy auth;  ///< authentication (default: none)
 };
 
 /// What the operations endpoints look at. Both must outlive the server.

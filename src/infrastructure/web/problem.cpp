@@ -41,13 +41,16 @@ Response error_response(const domain::Error& e) {
   switch (e.code) {
     case domain::ErrorCode::not_found:
       return problem(http::status::not_found, e.detail);
-    case domain::ErrorCode::conflict:
-      return problem(http::status::conflict, e.detail);
+    case domain::ErrorCode::conflict: {
+      boost::json::object extra;
+      for (const auto& [k, v] : e.extra) extra[k] = v;
+      return problem(http::status::conflict, e.detail, std::move(extra));
+    }
     case domain::ErrorCode::invalid: {
       std::vector<std::string> loc;
       if (e.field == "Idempotency-Key")
         loc = {"header", "idempotency-key"};
-      else if (e.field == "limit" || e.field == "before")
+      else if (e.field == "limit" || e.field == "before" || e.field == "status")
         loc = {"query", e.field};
       else
         loc = {"body", e.field};

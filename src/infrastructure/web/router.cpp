@@ -21,6 +21,7 @@ constexpr std::array kRoutes{
     Route{http::verb::get, "/api/threads/{thread_id}", RouteId::get_thread},
     Route{http::verb::delete_, "/api/threads/{thread_id}", RouteId::delete_thread},
     Route{http::verb::get, "/api/threads/{thread_id}/runs", RouteId::list_thread_runs},
+    Route{http::verb::post, "/api/threads/{thread_id}/cancel", RouteId::cancel_thread_runs},
     Route{http::verb::post, "/api/threads/{thread_id}/messages", RouteId::post_message},
     Route{http::verb::get, "/api/runs/{run_id}", RouteId::get_run},
     Route{http::verb::post, "/api/runs/{run_id}/cancel", RouteId::cancel_run},

@@ -18,6 +18,7 @@ enum class RouteId {
   get_thread,
   delete_thread,
   list_thread_runs,
+  cancel_thread_runs,
   post_message,
   get_run,
   cancel_run,

@@ -35,6 +35,14 @@ class Users final : public UserRepository {
       if (u.name == name) return u;
     return std::nullopt;
   }
+  void set_api_key_hash(std::int64_t id, const std::string& hash) override {
+    s_.api_key_hashes[id] = hash;
+  }
+  std::optional<User> find_by_api_key_hash(const std::string& hash) override {
+    for (auto& [id, h] : s_.api_key_hashes)
+      if (h == hash) return find(id);
+    return std::nullopt;
+  }
 
  private:
   MemoryState& s_;

@@ -50,6 +50,14 @@ class Users final : public UserRepository {
     if (r.rows() == 0) return std::nullopt;
     return read_user(r, 0);
   }
+  void set_api_key_hash(std::int64_t id, const std::string& hash) override {
+    s_.query(sql::kSetApiKeyHash, Params().add(id).add(hash));
+  }
+  std::optional<User> find_by_api_key_hash(const std::string& hash) override {
+    auto r = s_.query(sql::kFindUserByApiKeyHash, Params().add(hash));
+    if (r.rows() == 0) return std::nullopt;
+    return read_user(r, 0);
+  }
 
  private:
   Session& s_;

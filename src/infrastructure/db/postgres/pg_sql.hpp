@@ -16,6 +16,11 @@ inline constexpr const char* kFindUser =
 inline constexpr const char* kFindUserByName =
     "SELECT id, name, " CHAT_PG_MS("created_at") " FROM users WHERE name = $1";
 
+inline constexpr const char* kSetApiKeyHash =
+    "UPDATE users SET api_key_hash = $2 WHERE id = $1::bigint";
+inline constexpr const char* kFindUserByApiKeyHash =
+    "SELECT id, name, " CHAT_PG_MS("created_at") " FROM users WHERE api_key_hash = $1";
+
 inline constexpr const char* kInsertThread =
     "INSERT INTO threads(id, user_id, title, created_at) "
     "VALUES($1::uuid, $2::bigint, $3, " CHAT_PG_TS("$4") ")";

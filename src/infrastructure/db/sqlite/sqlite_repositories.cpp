@@ -52,6 +52,15 @@ class Users final : public UserRepository {
     if (!s.step()) return std::nullopt;
     return read_user(s);
   }
+  void set_api_key_hash(std::int64_t id, const std::string& hash) override {
+    c_.prepare(sql::kSetApiKeyHash).bind(1, id).bind(2, hash).run();
+  }
+  std::optional<User> find_by_api_key_hash(const std::string& hash) override {
+    auto& s = c_.prepare(sql::kFindUserByApiKeyHash).bind(1, hash);
+    Reset r{s};
+    if (!s.step()) return std::nullopt;
+    return read_user(s);
+  }
 
  private:
   Connection& c_;

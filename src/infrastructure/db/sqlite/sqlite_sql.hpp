@@ -9,6 +9,10 @@ inline constexpr const char* kFindUser = "SELECT id, name, created_at FROM users
 inline constexpr const char* kFindUserByName =
     "SELECT id, name, created_at FROM users WHERE name = ?1";
 
+inline constexpr const char* kSetApiKeyHash = "UPDATE users SET api_key_hash = ?2 WHERE id = ?1";
+inline constexpr const char* kFindUserByApiKeyHash =
+    "SELECT id, name, created_at FROM users WHERE api_key_hash = ?1";
+
 inline constexpr const char* kInsertThread =
     "INSERT INTO threads(id, user_id, title, created_at) VALUES(?1, ?2, ?3, ?4)";
 inline constexpr const char* kFindThread =
