@@ -1,5 +1,6 @@
 // The composition root: reads the configuration, builds the adapters, injects them, runs.
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include <sys/resource.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -215,6 +217,15 @@ int serve(const infra::Config& cfg) {
   for (int i = 0; i < n; ++i) threads.emplace_back([&io] { io.run(); });
   for (auto& [thread_id, run_id] : queued.get()) scheduler.enqueue(thread_id, run_id);
 
+  if (cfg.event_retention_ms > 0) {
+    // Often enough that nothing outlives the retention by much, never more than once a second.
+    const auto every = std::chrono::milliseconds(
+        std::clamp<std::int64_t>(cfg.event_retention_ms / 4, 1000, 60000));
+    boost::asio::co_spawn(io,
+                          service.run_retention(std::chrono::milliseconds(cfg.event_retention_ms),
+                                                every, log),
+                          boost::asio::detached);
+  }
   server.start();
   spdlog::info("chatbot {} serving on http://{}:{} (database {}, engine {})", CHAT_VERSION,
                cfg.host, port, infra::pg::redact_url(cfg.database_url), cfg.engine);

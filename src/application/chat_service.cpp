@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "application/run_executor.hpp"
 
@@ -378,10 +381,41 @@ Task<Result<StreamOpen>> ChatService::open_stream(std::string run_id, std::int64
   auto sub = hub_.subscribe(*id, std::move(ex), limits_.subscriber_queue);
   auto run = co_await db_.read([&](domain::Repositories& r) { return r.runs.find(*id); });
   if (!run) co_return domain::not_found("Run not found");
+  // Never a silent empty stream: the client learns the events are gone.
+  if (run->events_pruned)
+    co_return domain::gone(
+        "The events of this run were pruned (CHATBOT_EVENT_RETENTION); the run and its "
+        "messages remain");
   StreamOpen out;
   if (domain::is_terminal(run->status) && run->last_seq <= after_seq) co_return out;
   out.stream.emplace(db_, std::move(sub), *id, std::max<std::int64_t>(0, after_seq));
   co_return out;
+}
+
+Task<std::int64_t> ChatService::prune_events(std::chrono::milliseconds retention) {
+  const domain::Timestamp cutoff = clock_.now() - retention.count();
+  co_return co_await db_.write(
+      [&](WriteTx& tx) { return tx.repos().events.prune_ended_before(cutoff); });
+}
+
+Task<void> ChatService::run_retention(std::chrono::milliseconds retention,
+                                      std::chrono::milliseconds every, Logger& log) {
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(every);
+    boost::system::error_code ec;
+    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    if (ec) co_return;
+    std::string failure;
+    std::int64_t pruned = 0;
+    try {
+      pruned = co_await prune_events(retention);
+    } catch (const std::exception& e) {
+      failure = e.what();  // e.g. the database is down: try again next time
+    }
+    if (!failure.empty()) log.warn("retention: pruning failed: " + failure);
+    if (pruned > 0) log.info("retention: pruned the events of " + std::to_string(pruned) + " runs");
+  }
 }
 
 Task<RunEventStream::Step> RunEventStream::next(std::chrono::steady_clock::duration idle_timeout) {

@@ -161,6 +161,13 @@ class ChatService {
   Task<domain::Result<StreamOpen>> open_stream(std::string run_id, std::int64_t after_seq,
                                                boost::asio::any_io_executor ex);
 
+  /// Retention: deletes the events of runs that ended more than `retention` ago (the runs and
+  /// their messages stay). Returns how many runs were pruned.
+  Task<std::int64_t> prune_events(std::chrono::milliseconds retention);
+  /// Prunes every `every` until the executor stops; not per request, so reads stay cheap.
+  Task<void> run_retention(std::chrono::milliseconds retention, std::chrono::milliseconds every,
+                           Logger& log);
+
   const Limits& limits() const { return limits_; }
 
  private:

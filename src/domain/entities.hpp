@@ -63,7 +63,8 @@ struct Run {
   std::optional<Timestamp> started_at;
   std::optional<Timestamp> finished_at;
   std::optional<std::string> error;
-  std::int64_t last_seq = 0;  ///< highest stored event seq (0: none)
+  std::int64_t last_seq = 0;  ///< highest event seq (0: none), kept when events are pruned
+  bool events_pruned = false;  ///< retention deleted its events (the run itself stays)
 };
 
 /// One entry of a run's append-only log. `data` is compact JSON text (an object).

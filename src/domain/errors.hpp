@@ -13,6 +13,7 @@ enum class ErrorCode {
   not_found,  ///< the addressed resource does not exist
   conflict,   ///< the request contradicts existing state (e.g. a duplicate name)
   invalid,    ///< the input breaks an invariant; `field` names it
+  gone,       ///< existed, but is no longer kept (e.g. events pruned by retention)
 };
 
 struct Error {
@@ -47,6 +48,7 @@ inline Error not_found(std::string detail) { return {ErrorCode::not_found, std::
 inline Error invalid(std::string field, std::string detail) {
   return {ErrorCode::invalid, std::move(detail), std::move(field), {}};
 }
+inline Error gone(std::string detail) { return {ErrorCode::gone, std::move(detail), {}, {}}; }
 inline Error conflict(std::string detail) { return {ErrorCode::conflict, std::move(detail), {}, {}}; }
 inline Error conflict(std::string detail, std::string key, std::string value) {
   Error e{ErrorCode::conflict, std::move(detail), {}, {}};

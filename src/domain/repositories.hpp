@@ -71,6 +71,9 @@ class RunEventRepository {
   virtual std::vector<RunEvent> list_after(const std::string& run_id, std::int64_t after_seq,
                                            int limit) = 0;
   virtual std::int64_t last_seq(const std::string& run_id) = 0;
+  /// Retention: deletes the events of runs that ended before `cutoff` and marks them pruned
+  /// (keeping their last seq). Returns how many runs were pruned.
+  virtual std::int64_t prune_ended_before(Timestamp cutoff) = 0;
 };
 
 class IdempotencyRepository {

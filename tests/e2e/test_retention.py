@@ -60,7 +60,12 @@ class RetentionConfigTest(unittest.TestCase):
                                 "sqlite::memory:", "--event-retention", bad],
                                capture_output=True, text=True, timeout=20, env=harness.clean_env())
             self.assertEqual(p.returncode, 2, "%r: %s" % (bad, p.stderr))
-            self.assertIn("CHATBOT_EVENT_RETENTION", p.stderr)
+            self.assertIn("--event-retention", p.stderr)
+        p = subprocess.run([harness.binary_path(), "serve", "--port", "0", "--database", "sqlite::memory:"],
+                           capture_output=True, text=True, timeout=20,
+                           env=harness.clean_env({"CHATBOT_EVENT_RETENTION": "12 h"}))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("CHATBOT_EVENT_RETENTION", p.stderr)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,28 @@ double parse_seconds(const std::string& v, const std::string& name, double lo) {
   return d;
 }
 
+// "45s", "90m", "12h", "30d": a positive integer and one unit.
+std::int64_t parse_duration_ms(const std::string& v, const std::string& name) {
+  const auto bad = [&] {
+    return ConfigError("invalid " + name + ": '" + v +
+                       "' (expected a positive number of s, m, h or d, e.g. 30d or 12h)");
+  };
+  if (v.size() < 2) throw bad();
+  std::int64_t unit = 0;
+  switch (v.back()) {
+    case 's': unit = 1000; break;
+    case 'm': unit = 60 * 1000; break;
+    case 'h': unit = 3600 * 1000; break;
+    case 'd': unit = 86400 * 1000; break;
+    default: throw bad();
+  }
+  std::int64_t n = 0;
+  const char* end = v.data() + v.size() - 1;
+  auto [p, ec] = std::from_chars(v.data(), end, n);
+  if (ec != std::errc() || p != end || n < 1 || n > 100 * 365 * 86400LL * 1000 / unit) throw bad();
+  return n * unit;
+}
+
 std::string one_of(const std::string& v, const std::string& name,
                    std::initializer_list<const char*> allowed) {
   std::string list;
@@ -255,6 +277,12 @@ const std::vector<Setting>& settings() {
       {"--metrics-token", "CHATBOT_METRICS_TOKEN", nullptr,
        "when set, GET /metrics needs Authorization: Bearer <token> (never logged)",
        [](Config& c, const std::string& v, const std::string&) { c.metrics_token = v; }},
+      {"--event-retention", "CHATBOT_EVENT_RETENTION", nullptr,
+       "delete the events of runs that ended longer ago than this: <n>s, <n>m, <n>h or <n>d, "
+       "e.g. 30d (default: keep forever)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.event_retention_ms = parse_duration_ms(v, n);
+       }},
       {"--no-migrate", nullptr, nullptr, "serve: do not apply pending migrations at start",
        [](Config& c, const std::string&, const std::string&) { c.migrate = false; }, true},
   };

@@ -56,6 +56,7 @@ struct Config {
   std::string auth = "none";  ///< none | api_key
   std::string admin_key;      ///< api_key mode: creates users; never logged
   std::string metrics_token;  ///< non-empty: /metrics needs it; never logged
+  std::int64_t event_retention_ms = 0;  ///< 0: keep events forever
 };
 
 /// Parses argv (without argv[0]) and the environment.

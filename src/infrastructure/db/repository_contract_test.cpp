@@ -565,5 +565,46 @@ TEST_P(RepositoryContract, IdempotencyDuplicateKeyThrowsAndKeepsTheFirst) {
   EXPECT_EQ(repos().idempotency.find(t.id, "key"), std::optional<std::string>("first"));
 }
 
+// ------------------------------------------------------------------- extensions (issue 10)
+
+TEST_P(RepositoryContract, ApiKeyHashFindsItsUserOnly) {
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  repos().users.set_api_key_hash(a.id, std::string(64, 'a'));
+  repos().users.set_api_key_hash(b.id, std::string(64, 'b'));
+  EXPECT_EQ(repos().users.find_by_api_key_hash(std::string(64, 'a'))->id, a.id);
+  EXPECT_EQ(repos().users.find_by_api_key_hash(std::string(64, 'b'))->id, b.id);
+  EXPECT_FALSE(repos().users.find_by_api_key_hash(std::string(64, 'c')).has_value());
+  EXPECT_FALSE(repos().users.find_by_api_key_hash("").has_value());
+}
+
+TEST_P(RepositoryContract, PruneDeletesEventsOfRunsEndedBeforeTheCutoffOnly) {
+  const auto u = add_user("alice");
+  const auto t = add_thread(u.id);
+  const auto old_run = add_run(t.id, kT0);
+  const auto young = add_run(t.id, kT0 + 1);
+  const auto active = add_run(t.id, kT0 + 2);
+  for (const auto& r : {old_run, young, active}) {
+    ASSERT_TRUE(repos().runs.mark_running(r.id, kT0 + 3));
+    add_event(r.id, 1);
+    add_event(r.id, 2);
+  }
+  ASSERT_TRUE(repos().runs.finish(old_run.id, RunStatus::done, kT0 + 10, std::nullopt));
+  ASSERT_TRUE(repos().runs.finish(young.id, RunStatus::done, kT0 + 1000, std::nullopt));
+
+  EXPECT_EQ(repos().events.prune_ended_before(kT0 + 500), 1);
+  auto o = repos().runs.find(old_run.id);
+  EXPECT_TRUE(o->events_pruned);
+  EXPECT_EQ(o->last_seq, 2);  // kept
+  EXPECT_TRUE(repos().events.list_after(old_run.id, 0, 10).empty());
+  EXPECT_EQ(repos().runs.list_by_thread(t.id)[0].last_seq, 2);
+  EXPECT_TRUE(repos().runs.list_by_thread(t.id)[0].events_pruned);
+  for (const auto& r : {young, active}) {
+    EXPECT_FALSE(repos().runs.find(r.id)->events_pruned);
+    EXPECT_EQ(repos().events.list_after(r.id, 0, 10).size(), 2u);
+  }
+  EXPECT_EQ(repos().events.prune_ended_before(kT0 + 500), 0);  // nothing twice
+}
+
 }  // namespace
 }  // namespace chat::testkit

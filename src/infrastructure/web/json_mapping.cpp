@@ -42,7 +42,8 @@ boost::json::value to_json(const domain::Run& r) {
           {"started_at", ts(r.started_at)},
           {"finished_at", ts(r.finished_at)},
           {"error", opt(r.error)},
-          {"last_seq", r.last_seq}};
+          {"last_seq", r.last_seq},
+          {"events_pruned", r.events_pruned}};
 }
 
 boost::json::value to_json(const app::ThreadDetail& d) {

@@ -41,6 +41,8 @@ Response error_response(const domain::Error& e) {
   switch (e.code) {
     case domain::ErrorCode::not_found:
       return problem(http::status::not_found, e.detail);
+    case domain::ErrorCode::gone:
+      return problem(http::status::gone, e.detail);
     case domain::ErrorCode::conflict: {
       boost::json::object extra;
       for (const auto& [k, v] : e.extra) extra[k] = v;

@@ -142,7 +142,7 @@ class Runs final : public RunRepository {
 
  private:
   Run with_seq(Run r) {
-    r.last_seq = last_seq_of(s_, r.id);
+    if (!r.events_pruned) r.last_seq = last_seq_of(s_, r.id);
     return r;
   }
   MemoryState& s_;
@@ -197,6 +197,18 @@ class Events final : public RunEventRepository {
     return out;
   }
   std::int64_t last_seq(const std::string& run_id) override { return last_seq_of(s_, run_id); }
+  std::int64_t prune_ended_before(Timestamp cutoff) override {
+    std::int64_t n = 0;
+    for (auto& r : s_.runs) {
+      if (r.events_pruned || !is_terminal(r.status) || !r.finished_at || *r.finished_at >= cutoff)
+        continue;
+      r.last_seq = last_seq_of(s_, r.id);
+      r.events_pruned = true;
+      std::erase_if(s_.events, [&](const auto& kv) { return kv.first.first == r.id; });
+      ++n;
+    }
+    return n;
+  }
 
  private:
   MemoryState& s_;

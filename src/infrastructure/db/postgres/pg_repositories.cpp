@@ -25,6 +25,7 @@ Run read_run(const Result& r, int i) {
   run.finished_at = r.opt_int64(i, 6);
   run.error = r.opt_text(i, 7);
   run.last_seq = r.int64(i, 8);
+  run.events_pruned = r.int64(i, 9) != 0;
   return run;
 }
 
@@ -191,7 +192,12 @@ class Events final : public RunEventRepository {
     if (!is_uuid(run_id)) return 0;
     auto r = s_.query(sql::kLastSeq, Params().add(run_id));
     return r.rows() > 0 ? r.int64(0, 0) : 0;
+  }  std::int64_t prune_ended_before(Timestamp cutoff) override {
+    const auto runs = s_.query(sql::kMarkPruned, Params().add(cutoff)).affected();
+    if (runs > 0) s_.query(sql::kDeletePrunedEvents, Params().add(cutoff));
+    return runs;
   }
+
 
  private:
   Session& s_;

@@ -51,7 +51,9 @@ inline constexpr const char* kListMessages =
 #define CHAT_PG_RUN_COLUMNS                                                              \
   "r.id, r.thread_id, r.message_id, r.status, " CHAT_PG_MS("r.created_at") ", "          \
   CHAT_PG_MS("r.started_at") ", " CHAT_PG_MS("r.finished_at") ", r.error, "              \
-  "(SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = r.id)"
+  "COALESCE(r.events_pruned_seq, "                                                       \
+  "(SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = r.id)), "          \
+  "(r.events_pruned_seq IS NOT NULL)::int"
 
 inline constexpr const char* kInsertRun =
     "INSERT INTO runs(id, thread_id, message_id, status, created_at) "
@@ -84,6 +86,16 @@ inline constexpr const char* kListEventsAfter =
     "WHERE run_id = $1::uuid AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint";
 inline constexpr const char* kLastSeq =
     "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1::uuid";
+
+// Retention, in one transaction: mark (keeping the last seq), then delete the marked runs' events.
+inline constexpr const char* kMarkPruned =
+    "UPDATE runs SET events_pruned_seq = "
+    "(SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = runs.id) "
+    "WHERE events_pruned_seq IS NULL AND finished_at IS NOT NULL "
+    "AND finished_at < " CHAT_PG_TS("$1") " AND status IN ('done', 'error', 'canceled')";
+inline constexpr const char* kDeletePrunedEvents =
+    "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE "
+    "events_pruned_seq IS NOT NULL AND finished_at < " CHAT_PG_TS("$1") ")";
 
 inline constexpr const char* kFindIdempotency =
     "SELECT response FROM idempotency_keys WHERE thread_id = $1::uuid AND key = $2";

@@ -30,6 +30,7 @@ Run read_run(const Statement& s) {
   r.finished_at = s.opt_int64(6);
   r.error = s.opt_text(7);
   r.last_seq = s.int64(8);
+  r.events_pruned = s.int64(9) != 0;
   return r;
 }
 
@@ -182,6 +183,12 @@ class Events final : public RunEventRepository {
     auto& s = c_.prepare(sql::kLastSeq).bind(1, run_id);
     Reset r{s};
     return s.step() ? s.int64(0) : 0;
+  }
+  std::int64_t prune_ended_before(Timestamp cutoff) override {
+    c_.prepare(sql::kMarkPruned).bind(1, cutoff).run();
+    const std::int64_t runs = c_.changes();
+    if (runs > 0) c_.prepare(sql::kDeletePrunedEvents).bind(1, cutoff).run();
+    return runs;
   }
 
  private:

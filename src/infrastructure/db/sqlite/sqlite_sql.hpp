@@ -36,7 +36,9 @@ inline constexpr const char* kListMessages =
 
 #define CHAT_RUN_COLUMNS                                                                   \
   "r.id, r.thread_id, r.message_id, r.status, r.created_at, r.started_at, r.finished_at, " \
-  "r.error, (SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = r.id)"
+  "r.error, COALESCE(r.events_pruned_seq, "                                                  \
+  "(SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = r.id)), "               \
+  "r.events_pruned_seq IS NOT NULL"
 
 inline constexpr const char* kInsertRun =
     "INSERT INTO runs(id, thread_id, message_id, status, created_at) VALUES(?1, ?2, ?3, ?4, ?5)";
@@ -60,6 +62,16 @@ inline constexpr const char* kListEventsAfter =
     "ORDER BY seq LIMIT ?3";
 inline constexpr const char* kLastSeq =
     "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = ?1";
+
+// Retention, in one transaction: mark (keeping the last seq), then delete the marked runs' events.
+inline constexpr const char* kMarkPruned =
+    "UPDATE runs SET events_pruned_seq = "
+    "(SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = runs.id) "
+    "WHERE events_pruned_seq IS NULL AND finished_at IS NOT NULL AND finished_at < ?1 "
+    "AND status IN ('done', 'error', 'canceled')";
+inline constexpr const char* kDeletePrunedEvents =
+    "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE "
+    "events_pruned_seq IS NOT NULL AND finished_at < ?1)";
 
 inline constexpr const char* kFindIdempotency =
     "SELECT response FROM idempotency_keys WHERE thread_id = ?1 AND key = ?2";
