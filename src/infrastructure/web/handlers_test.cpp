@@ -75,7 +75,7 @@ std::string str(const json::value& v, const char* key) {
 
 Answer call(ServiceHarness& h, const Request& req) {
   return h.sync([&]() -> app::Task<Answer> {
-    HandlerContext ctx{h.service(), nullptr, nullptr, {}, {}};
+    HandlerContext ctx{h.service(), nullptr, nullptr, 32, 65536, {}, {}};
     auto out = co_await handle_request(ctx, req, co_await boost::asio::this_coro::executor);
     Answer a;
     a.status = out.response.result_int();

@@ -39,7 +39,7 @@ Outcome get(ServiceHarness& h, HandlerContext& ctx, const std::string& target,
 
 TEST(ReadyzEndpoint, AnswersOkWhenTheDatabaseAnswers) {
   ServiceHarness h({.db = DbKind::sqlite_file});
-  HandlerContext ctx{h.service(), &h.db(), nullptr, {}, {}};
+  HandlerContext ctx{h.service(), &h.db(), nullptr, 32, 65536, {}, {}};
   auto out = get(h, ctx, "/readyz");
   EXPECT_EQ(out.response.result(), http::status::ok);
   EXPECT_EQ(out.response.body(), R"({"status":"ok","database":"ok"})");
@@ -49,7 +49,7 @@ TEST(ReadyzEndpoint, AnswersOkWhenTheDatabaseAnswers) {
 TEST(ReadyzEndpoint, Answers503ProblemWhenTheDatabaseFails) {
   ServiceHarness h;
   FailingDatabase broken;
-  HandlerContext ctx{h.service(), &broken, nullptr, {}, {}};
+  HandlerContext ctx{h.service(), &broken, nullptr, 32, 65536, {}, {}};
   auto out = get(h, ctx, "/readyz");
   EXPECT_EQ(out.response.result(), http::status::service_unavailable);
   EXPECT_EQ(out.response[http::field::content_type], "application/problem+json");
@@ -57,7 +57,7 @@ TEST(ReadyzEndpoint, Answers503ProblemWhenTheDatabaseFails) {
   // The cause goes to the log, not to the client.
   EXPECT_EQ(out.response.body().find("disk I/O"), std::string::npos);
 
-  HandlerContext none{h.service(), nullptr, nullptr, {}, {}};
+  HandlerContext none{h.service(), nullptr, nullptr, 32, 65536, {}, {}};
   EXPECT_EQ(get(h, none, "/readyz").response.result(), http::status::service_unavailable);
 }
 
@@ -65,7 +65,7 @@ TEST(MetricsEndpoint, ServesTheTextFormat) {
   ServiceHarness h;
   Metrics m;
   m.observe_request("GET", "/api/runs/{run_id}", 404, std::chrono::milliseconds(3));
-  HandlerContext ctx{h.service(), &h.db(), &m, {}, {}};
+  HandlerContext ctx{h.service(), &h.db(), &m, 32, 65536, {}, {}};
   auto out = get(h, ctx, "/metrics");
   EXPECT_EQ(out.response.result(), http::status::ok);
   EXPECT_EQ(out.response[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
@@ -75,13 +75,13 @@ TEST(MetricsEndpoint, ServesTheTextFormat) {
       std::string::npos)
       << out.response.body();
 
-  HandlerContext none{h.service(), nullptr, nullptr, {}, {}};
+  HandlerContext none{h.service(), nullptr, nullptr, 32, 65536, {}, {}};
   EXPECT_EQ(get(h, none, "/metrics").response.result(), http::status::service_unavailable);
 }
 
 TEST(EmbeddedFiles, PagesAndTheirAssetsAreServedWithTypesAndValidators) {
   ServiceHarness h;
-  HandlerContext ctx{h.service(), nullptr, nullptr, {}, {}};
+  HandlerContext ctx{h.service(), nullptr, nullptr, 32, 65536, {}, {}};
   struct Case {
     const char* path;
     const char* type;
@@ -117,7 +117,7 @@ TEST(EmbeddedFiles, PagesAndTheirAssetsAreServedWithTypesAndValidators) {
 
 TEST(EmbeddedFiles, PagesLoadOnlyWhatTheServiceServes) {
   ServiceHarness h;
-  HandlerContext ctx{h.service(), nullptr, nullptr, {}, {}};
+  HandlerContext ctx{h.service(), nullptr, nullptr, 32, 65536, {}, {}};
   const std::regex ref(R"re((?:src|href)="([^"]+)")re");
   for (const char* page : {"/", "/docs"}) {
     SCOPED_TRACE(page);
