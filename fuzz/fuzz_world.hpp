@@ -44,7 +44,7 @@ class World {
         executor_(db_, hub_, engine_, clock_, ids_, log_),
         scheduler_(io_, executor_, 4),
         service_(db_, hub_, scheduler_, clock_, ids_, limits()),
-        ctx_{service_, &db_, &metrics_} {
+        ctx_{service_, &db_, &metrics_, 32, 65536, {}, {}} {
     web::add_core_collectors(metrics_, hub_, scheduler_);
     auto user = run(service_.create_user("fuzz-user"));
     if (!user || !*user) fail("setup: create_user");
