@@ -8,7 +8,12 @@ WORKDIR /src
 # The install script alone first: its layer stays cached while only the sources change.
 COPY scripts/install-deps scripts/install-deps
 RUN scripts/install-deps
-COPY . .
+# What `make build` reads, and nothing else: a change to the docs, the tests or the compose files
+# does not rebuild the image. (A new top-level input of the build goes here too; CI's
+# `make test-compose` builds this image, so a missing one fails there.)
+COPY Makefile CMakeLists.txt package.json package-lock.json ./
+COPY cmake cmake
+COPY src src
 # `make build` runs `npm ci` (Swagger UI is embedded at build time). Behind a TLS-intercepting
 # proxy, pass its CA bundle: scripts/compose does under podman (a read-only mount, not a layer).
 ARG NODE_EXTRA_CA_CERTS=

@@ -16,7 +16,7 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$repo"
+cd "$repo" || exit 2
 parts=${1:-engine fallback}
 out=$repo/build/test-compose
 rm -rf "$out"
@@ -33,7 +33,11 @@ check() { # check NAME COMMAND...: one test case
   if "$@"; then ok "$name"; else bad "$name"; return 1; fi
 }
 show() { sed 's/\r$//; s/^/        | /' "$1"; }
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null; }
+port_free() {
+  (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null || return 0
+  echo "        port 8000 is in use: $(ss -Hltnp 'sport = :8000' 2>/dev/null | grep -o 'users:.*' || echo '?')"
+  return 1
+}
 
 # The stack the trap takes down: "" (none), or the environment of scripts/compose that started it.
 active_env=()
@@ -167,6 +171,7 @@ part_engine() {
     ok "engine: make up ($engine; $((SECONDS - t_up)) s)"
   else
     bad "engine: make up ($engine)"
+    stack_down
     return
   fi
 
@@ -211,7 +216,7 @@ part_fallback() {
   fresh_db=fresh
   check "fallback: port 8000 is free before the test" port_free || return
   active_env=(CHATBOT_COMPOSE_ENGINE=none CHATBOT_DATA_DIR="$CHATBOT_DATA_DIR")
-  if make --no-print-directory up; then ok "fallback: make up"; else bad "fallback: make up"; return; fi
+  if make --no-print-directory up; then ok "fallback: make up"; else bad "fallback: make up"; stack_down; return; fi
   local pid
   pid=$(cat "$CHATBOT_DATA_DIR/chatbot.pid")
   check "fallback: the cluster is under the data directory, the pid file names the API" \
