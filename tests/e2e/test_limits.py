@@ -114,9 +114,16 @@ class ConnectionLimitTest(support.ServerTestCase):
         held = []
         try:
             for _ in range(6):
-                s = socket.create_connection((self.server.host, self.server.port), timeout=5)
+                s = socket.create_connection((self.server.host, self.server.port), timeout=10)
                 held.append(s)
-            time.sleep(0.3)  # let the server accept them all
+                # An answered request proves the server accepted it; keep-alive keeps it open.
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = b""
+                while b"\r\n\r\n" not in got or not got.endswith(b"}"):
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "a held connection was closed: %r" % got)
+                    got += chunk
+                self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:200])
             extra = socket.create_connection((self.server.host, self.server.port), timeout=5)
             data, took = read_until_closed(extra, 5)
             extra.close()
