@@ -181,7 +181,8 @@ int serve(const infra::Config& cfg) {
   sopts.max_header_count = cfg.max_header_count;
   sopts.max_url_bytes = cfg.max_url_bytes;
   sopts.max_json_depth = cfg.max_json_depth;
-  sopts.max_json_string_bytes = cfg.max_json_string_bytes;
+  // A message's content is a JSON string: the string limit never cuts below the content limit.
+  sopts.max_json_string_bytes = std::max(cfg.max_json_string_bytes, cfg.max_content_bytes);
   sopts.max_connections = connection_limit(cfg.max_connections);
   sopts.idle_timeout = seconds_ms(cfg.idle_timeout_s);
   sopts.header_timeout = seconds_ms(cfg.header_timeout_s);

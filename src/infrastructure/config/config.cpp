@@ -155,7 +155,8 @@ const std::vector<Setting>& settings() {
          c.max_json_depth = static_cast<std::size_t>(parse_int(v, n, 2, 10000));
        }},
       {"--max-json-string-bytes", "CHATBOT_MAX_JSON_STRING_BYTES", nullptr,
-       "longest string or key in a JSON body, in bytes; longer gets 422 (default 65536)",
+       "longest string or key in a JSON body, in bytes; longer gets 422 (default 65536; never "
+       "below --max-content-bytes)",
        [](Config& c, const std::string& v, const std::string& n) {
          c.max_json_string_bytes = static_cast<std::size_t>(parse_int(v, n, 16, 1 << 30));
        }},
