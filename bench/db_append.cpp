@@ -190,6 +190,18 @@ struct Backend {
   std::size_t max_batch = 0;
 };
 
+// Both adapters report batches/jobs the same way (their own Stats) and DbStats.
+template <class Db>
+void adopt(Backend& b, std::unique_ptr<Db> db) {
+  auto* raw = db.get();
+  b.batches_jobs = [raw] {
+    auto s = raw->stats();
+    return std::pair{s.batches, s.write_jobs};
+  };
+  b.stats = raw;
+  b.db = std::move(db);
+}
+
 Backend open_backend(const Args& a, bool one_per_tx) {
   Backend b;
   if (auto path = chat::infra::sqlite::sqlite_path_from_url(a.database)) {
@@ -198,14 +210,7 @@ Backend open_backend(const Args& a, bool one_per_tx) {
     o.synchronous_full = a.sync_full;
     if (one_per_tx) o.max_batch = 1;
     b.max_batch = o.max_batch;
-    auto db = std::make_unique<chat::infra::sqlite::SqliteDatabase>(o);
-    auto* raw = db.get();
-    b.batches_jobs = [raw] {
-      auto s = raw->stats();
-      return std::pair{s.batches, s.write_jobs};
-    };
-    b.stats = raw;
-    b.db = std::move(db);
+    adopt(b, std::make_unique<chat::infra::sqlite::SqliteDatabase>(o));
     b.name = "sqlite";
     b.durability = a.sync_full ? "WAL, synchronous=FULL" : "WAL, synchronous=NORMAL";
   } else if (a.database.rfind("postgresql://", 0) == 0 || a.database.rfind("postgres://", 0) == 0) {
@@ -214,14 +219,7 @@ Backend open_backend(const Args& a, bool one_per_tx) {
     o.connect.application_name = "chatbot_db_bench";
     if (one_per_tx) o.max_batch = 1;
     b.max_batch = o.max_batch;
-    auto db = std::make_unique<chat::infra::pg::PgDatabase>(o);
-    auto* raw = db.get();
-    b.batches_jobs = [raw] {
-      auto s = raw->stats();
-      return std::pair{s.batches, s.write_jobs};
-    };
-    b.stats = raw;
-    b.db = std::move(db);
+    adopt(b, std::make_unique<chat::infra::pg::PgDatabase>(o));
     b.name = "postgresql";
     b.durability = "server's synchronous_commit";
   } else {
