@@ -71,6 +71,7 @@ std::unique_ptr<app::Database> open_database(const infra::Config& cfg, bool migr
 // The connection limit the open-files limit allows: the soft limit is raised to the hard one,
 // and a few descriptors stay for the database, the listener and the engine's connections, so
 // that a flood of clients meets the 503 and never an accept() failing for lack of descriptors.
+// `wanted` 0: as many connections as the open-files limit allows (raised to its hard limit).
 std::size_t connection_limit(std::size_t wanted) {
   constexpr rlim_t kReserve = 64;
   rlimit rl{};
@@ -79,6 +80,10 @@ std::size_t connection_limit(std::size_t wanted) {
     rlimit raised = rl;
     raised.rlim_cur = rl.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  if (wanted == 0) {  // the default: every descriptor the process may open, less the reserve
+    if (rl.rlim_cur == RLIM_INFINITY) return 1'000'000;
+    return rl.rlim_cur > 2 * kReserve ? rl.rlim_cur - kReserve : rl.rlim_cur / 2;
   }
   if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= wanted + kReserve) return wanted;
   const std::size_t allowed = rl.rlim_cur > 2 * kReserve ? rl.rlim_cur - kReserve : rl.rlim_cur / 2;

@@ -161,8 +161,9 @@ const std::vector<Setting>& settings() {
          c.max_json_string_bytes = static_cast<std::size_t>(parse_int(v, n, 16, 1 << 30));
        }},
       {"--max-connections", "CHATBOT_MAX_CONNECTIONS", nullptr,
-       "open HTTP connections at most; one more gets a 503 problem and is closed (default "
-       "10000, lowered to what the open-files limit allows)",
+       "open HTTP connections at most; one more gets a 503 problem and is closed (default: "
+       "as many as the open-files limit allows, less 64 descriptors kept for the database and "
+       "logs; a larger value is lowered to that)",
        [](Config& c, const std::string& v, const std::string& n) {
          c.max_connections = static_cast<std::size_t>(parse_int(v, n, 1, 10000000));
        }},

@@ -31,7 +31,7 @@ struct Config {
   std::size_t max_url_bytes = 8192;
   std::size_t max_json_depth = 32;
   std::size_t max_json_string_bytes = 65536;
-  std::size_t max_connections = 10000;
+  std::size_t max_connections = 0;  ///< 0: as many as the open-files limit allows
   double idle_timeout_s = 60;
   double header_timeout_s = 10;
   double body_timeout_s = 30;
