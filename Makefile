@@ -72,7 +72,7 @@ fuzz-build: deps-test node-deps $(FUZZ_DIR)/build.ninja
 
 # Replays every corpus and regression input, then FUZZ_SMOKE_SECONDS of fuzzing per target.
 fuzz-smoke: fuzz-build
-	fuzz/run $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS)
+	FUZZ_SEED=$${FUZZ_SEED:-20261124} fuzz/run $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS)
 
 # The long run: FUZZ_SECONDS per target; new inputs go to build/fuzz/corpus/<target>.
 fuzz: fuzz-build

@@ -4,6 +4,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "domain/json_text.hpp"
+
 namespace chat::infra::engines {
 namespace json = boost::json;
 namespace {
@@ -228,13 +230,15 @@ void SseChunkParser::add_text(std::string_view piece, std::vector<StreamItem>& o
     carry_ = text.substr(text.size() - tail);
     text.resize(text.size() - tail);
   }
-  if (!text.empty()) out.push_back({StreamItem::Kind::text, std::move(text), {}});
+  // A byte that cannot be where it is (a lead byte whose character a later byte broke, a stray
+  // continuation) becomes U+FFFD here, so every piece is valid UTF-8 on its own.
+  if (!text.empty()) out.push_back({StreamItem::Kind::text, domain::sanitize_utf8(text), {}});
 }
 
 void SseChunkParser::flush_text(std::vector<StreamItem>& out) {
-  // What is left can never be completed: the sink replaces it with U+FFFD.
+  // What is left can never be completed.
   if (carry_.empty()) return;
-  out.push_back({StreamItem::Kind::text, std::move(carry_), {}});
+  out.push_back({StreamItem::Kind::text, "\xEF\xBF\xBD", {}});
   carry_.clear();
 }
 

@@ -4,10 +4,9 @@
 ///
 /// Pure: no I/O, no clock, no globals. Feed it the response body in pieces split anywhere (in
 /// the middle of a line, of a CRLF, of a multi-byte character); it reports what they complete:
-/// - `text`: a piece of `choices[0].delta.content`, always whole UTF-8 characters (a character
-///   split across deltas is held back until its last byte arrives), except the very last piece
-///   when the stream ends with a character whose end never came (the executor replaces it with
-///   U+FFFD);
+/// - `text`: a piece of `choices[0].delta.content`, always valid UTF-8 (a character split
+///   across deltas is held back until its last byte arrives; a byte that cannot be where it is,
+///   and a character whose end never came, become U+FFFD);
 /// - `tool_call`: a complete tool call (its `tool_calls` deltas accumulated by index), with the
 ///   function name and its arguments as a JSON object (the parsed arguments when they are a JSON
 ///   object, else `{"arguments":"<raw>"}`); reported when a later index starts, when the choice

@@ -80,6 +80,17 @@ TEST(SseChunkParser, CharacterSplitAcrossDeltasComesOutWhole) {
   EXPECT_EQ(texts[1], "\xE2\x82\xAC" "5");
 }
 
+TEST(SseChunkParser, BrokenCharactersBecomeReplacementCharacters) {
+  // "\xE2\x82" is broken by the lead byte after it; that lead byte by the next delta's "\xC3";
+  // which "b" breaks in turn. Every piece that comes out is valid UTF-8.
+  const std::string body = delta("\"a\xE2\x82\xC3\"") + delta("\"\xC3\"") + delta("\"b\"") +
+                           delta("\"\xF0\x9F\"") + "data: [DONE]\n\n";
+  std::string all;
+  for (const auto& i : parse(body))
+    if (i.kind == Kind::text) all += i.text;
+  EXPECT_EQ(all, "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "b\xEF\xBF\xBD");
+}
+
 TEST(SseChunkParser, IncompleteUtf8Tail) {
   EXPECT_EQ(incomplete_utf8_tail(""), 0u);
   EXPECT_EQ(incomplete_utf8_tail("abc"), 0u);
