@@ -16,6 +16,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -29,6 +31,15 @@
 #include "domain/repositories.hpp"
 
 namespace chat::app {
+
+/// The database refuses to store anything, for a reason only its operator can fix: it is full
+/// (disk or quota) or read-only. Adapters throw it instead of their own error so that clients
+/// are told what happened (nothing was written) rather than "try again".
+struct StorageRefused : std::runtime_error {
+  enum class Why { full, read_only };
+  StorageRefused(Why w, const std::string& what) : std::runtime_error(what), why(w) {}
+  Why why;
+};
 
 /// What a write job sees: the repositories inside the open batch transaction.
 class WriteTx {

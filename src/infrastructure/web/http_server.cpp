@@ -16,6 +16,8 @@
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "application/database.hpp"
+
 namespace chat::web {
 
 namespace asio = boost::asio;
@@ -303,6 +305,17 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
     Outcome out;
     try {
       out = co_await handle_request(ctx, req, ex);
+    } catch (const app::StorageRefused& e) {
+      // Retrying does not help until the operator acts: say what is wrong.
+      log.error("request " + request_id + " " + std::string(req.method_string()) + " " +
+                redact_target(req.target()) + " refused by the database: " + e.what());
+      out.response =
+          e.why == app::StorageRefused::Why::full
+              ? problem(http::status::insufficient_storage,
+                        "The database is full (disk or quota); nothing was stored")
+              : problem(http::status::service_unavailable,
+                        "The database is read-only; nothing was stored");
+      out.route = "error";
     } catch (const std::exception& e) {
       log.error("request " + request_id + " " + std::string(req.method_string()) + " " +
                 redact_target(req.target()) + " failed: " + e.what());

@@ -36,6 +36,24 @@ bool timed_out(const std::exception_ptr& e) {
   }
 }
 
+// A full disk or a read-only server (a hot standby, default_transaction_read_only) is the
+// operator's to fix: say so (app::StorageRefused).
+std::exception_ptr classified(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const PgError& pe) {
+    if (pe.sqlstate == "53100")
+      return std::make_exception_ptr(app::StorageRefused(
+          app::StorageRefused::Why::full, std::string("the database is full: ") + pe.what()));
+    if (pe.sqlstate == "25006")
+      return std::make_exception_ptr(app::StorageRefused(
+          app::StorageRefused::Why::read_only, std::string("the database is read-only: ") + pe.what()));
+    return e;
+  } catch (...) {
+    return e;
+  }
+}
+
 }  // namespace
 
 PgDatabase::Slot::Slot() = default;
@@ -243,6 +261,7 @@ void PgDatabase::run_batch(std::vector<Pending>& batch) {
     if (!lost || ambiguous || attempt > 0 || !slot.conn || slot.conn->ok()) break;
   }
   if (lost || batch.size() == 1 || timed_out(err)) {
+    err = classified(err);
     for (auto& p : batch) p.done(err);
     return;
   }

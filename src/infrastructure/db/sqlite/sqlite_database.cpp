@@ -1,6 +1,10 @@
 #include "sqlite_database.hpp"
 
 #include <chrono>
+#include <stdexcept>
+
+#include <sqlite3.h>
+#include <unistd.h>
 
 #include "sqlite_connection.hpp"
 #include "sqlite_migrations.hpp"
@@ -17,6 +21,31 @@ std::optional<std::string> sqlite_path_from_url(const std::string& url) {
   return rest;
 }
 
+namespace {
+
+// A full disk or a read-only file is the operator's to fix: say so (app::StorageRefused).
+std::exception_ptr classified(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const SqliteError& se) {
+    switch (se.code & 0xff) {
+      case SQLITE_FULL:
+        return std::make_exception_ptr(app::StorageRefused(
+            app::StorageRefused::Why::full, std::string("the database is full: ") + se.what()));
+      case SQLITE_READONLY:
+        return std::make_exception_ptr(
+            app::StorageRefused(app::StorageRefused::Why::read_only,
+                                std::string("the database is read-only: ") + se.what()));
+      default:
+        return e;
+    }
+  } catch (...) {
+    return e;
+  }
+}
+
+}  // namespace
+
 SqliteDatabase::SqliteDatabase(SqliteOptions opts) : opts_(std::move(opts)) {
   memory_ = opts_.path == ":memory:";
   writer_conn_ = open_connection(true);
@@ -32,6 +61,20 @@ SqliteDatabase::SqliteDatabase(SqliteOptions opts) : opts_(std::move(opts)) {
 SqliteDatabase::~SqliteDatabase() { stop(); }
 
 std::unique_ptr<Connection> SqliteDatabase::open_connection(bool writer) const {
+  // SQLite opens a file it may not write read-only, silently (every write would then fail), or
+  // fails with "unable to open database file" when WAL mode cannot make its files: say why.
+  auto read_only = [&] {
+    return std::runtime_error("the database " + opts_.path +
+                              " is read-only (its permissions, or its filesystem): the service "
+                              "stores every run and event, so it needs to write it");
+  };
+  auto writable = [&] {
+    const auto slash = opts_.path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : opts_.path.substr(0, slash + 1);
+    return ::access(dir.c_str(), W_OK) == 0 &&
+           (::access(opts_.path.c_str(), F_OK) != 0 || ::access(opts_.path.c_str(), W_OK) == 0);
+  };
+  if (writer && !memory_ && !writable()) throw read_only();
   auto c = std::make_unique<Connection>(opts_.path);
   c->exec("PRAGMA foreign_keys = ON");
   if (!memory_) {
@@ -138,7 +181,7 @@ void SqliteDatabase::run_batch(std::vector<Pending>& batch) {
       ++db_stats_.errors;
     }
     if (batch.size() == 1) {
-      batch[0].done(std::current_exception());
+      batch[0].done(classified(std::current_exception()));
       return;
     }
     // One bad job must not fail the others: run each alone.
