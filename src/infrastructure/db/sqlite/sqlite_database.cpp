@@ -1,5 +1,6 @@
 #include "sqlite_database.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <stdexcept>
 
@@ -68,13 +69,13 @@ std::unique_ptr<Connection> SqliteDatabase::open_connection(bool writer) const {
                               " is read-only (its permissions, or its filesystem): the service "
                               "stores every run and event, so it needs to write it");
   };
-  auto writable = [&] {
-    const auto slash = opts_.path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : opts_.path.substr(0, slash + 1);
-    return ::access(dir.c_str(), W_OK) == 0 &&
-           (::access(opts_.path.c_str(), F_OK) != 0 || ::access(opts_.path.c_str(), W_OK) == 0);
+  // Only a refusal to write counts (a missing directory is SQLite's to report).
+  auto refuses_writes = [](const std::string& p) {
+    return ::access(p.c_str(), W_OK) != 0 && (errno == EROFS || errno == EACCES);
   };
-  if (writer && !memory_ && !writable()) throw read_only();
+  const auto slash = opts_.path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : opts_.path.substr(0, slash + 1);
+  if (writer && !memory_ && (refuses_writes(dir) || refuses_writes(opts_.path))) throw read_only();
   auto c = std::make_unique<Connection>(opts_.path);
   c->exec("PRAGMA foreign_keys = ON");
   if (!memory_) {
