@@ -22,7 +22,7 @@ help:
 	@echo "make build      build build/release/chatbot"
 	@echo "make up         the seed's stack on http://localhost:8000 (API + PostgreSQL); make down, make psql"
 	@echo "make test-compose  that stack for real (podman or docker), the seed README's steps 1-8"
-	@echo "make torture   100 kill -9 / restart cycles under load, SQLite and PostgreSQL"
+	@echo "make torture   100 kill -9 / restart cycles under load, SQLite and PostgreSQL; 1,000 + 10,000 abusive clients"
 	@echo "make bench      the benchmark (~10 min; PEER=http://127.0.0.1:8001 adds a peer): bench/README.md"
 	@echo "make bench-db   the event log alone: group commit vs one transaction per event (~1 min)"
 
@@ -151,7 +151,8 @@ torture: deps-test configure
 	scripts/pg-test-cluster start $(TORTURE_PG) >/dev/null
 	CHATBOT_CRASH_CYCLES=$(TORTURE_CYCLES) CHATBOT_BIN=$(RELEASE_DIR)/chatbot \
 	  scripts/pg-test-cluster exec $(TORTURE_PG) python3 -m unittest tests.e2e.test_crash_cycles -v; \
-	  rc=$$?; scripts/pg-test-cluster stop $(TORTURE_PG); exit $$rc
+	  rc=$$?; scripts/pg-test-cluster stop $(TORTURE_PG); [ $$rc -eq 0 ] || exit $$rc
+	scripts/abuse-test $(RELEASE_DIR)/chatbot --slowloris 10000 --subscribers 1000 --hold 30 --rounds 2
 
 clean:
 	rm -rf build
