@@ -55,10 +55,29 @@ struct HttpServer::Impl {
   /// Over the connection limit: a 503 problem, then close.
   asio::awaitable<void> refuse(tcp::socket sock);
   asio::awaitable<void> session(beast::tcp_stream stream);
-  /// Returns the number of events written.
-  asio::awaitable<std::uint64_t> write_stream(
-      beast::tcp_stream& stream, app::RunEventStream& events, const std::string& request_id,
-      const std::vector<std::pair<std::string, std::string>>& extra_headers);
+
+  /// What an event stream's coroutine keeps of the request that opened it.
+  struct StreamInfo {
+    std::string method;
+    std::string route;
+    std::string request_id;
+    std::vector<std::pair<std::string, std::string>> headers;  ///< for the response head
+    std::chrono::steady_clock::time_point started;
+  };
+  asio::awaitable<void> stream_session(beast::tcp_stream stream, app::RunEventStream events,
+                                       StreamInfo info);
+
+  /// Counts a connection closed when the coroutine that owns it ends (return or exception),
+  /// unless it handed the connection over to another.
+  struct ConnectionCount {
+    Impl& impl;
+    bool handed_off = false;
+    ~ConnectionCount() {
+      if (handed_off) return;
+      --impl.open_connections;
+      impl.metrics.connection_closed();
+    }
+  };
 };
 
 namespace {
@@ -212,14 +231,9 @@ asio::awaitable<void> HttpServer::Impl::refuse(tcp::socket sock) {
 
 asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
   static RequestIds ids;
-  // Whatever way the session ends (return or exception), the connection is counted closed.
-  struct Closed {
-    Impl& impl;
-    ~Closed() {
-      --impl.open_connections;
-      impl.metrics.connection_closed();
-    }
-  } closed{*this};
+  // Whatever way the session ends (return or exception), the connection is counted closed,
+  // unless an event stream took it over.
+  ConnectionCount closed{*this};
   beast::flat_buffer buffer;
   auto ex = co_await asio::this_coro::executor;
   for (;;) {
@@ -351,22 +365,24 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
                               std::chrono::steady_clock::now() - started);
       ++open_streams;
       metrics.stream_opened();
-      // A stream may stay open for hours: give back the request's memory first.
-      const std::string method(req.method_string());
-      req = Request{};
-      buffer.clear();
-      buffer.shrink_to_fit();
-      const auto sent = co_await write_stream(stream, *out.stream, request_id, out.stream_headers);
-      // The stream's own line when it ends: same fields, its whole duration, what it carried.
-      spdlog::info("{} {} 200 {} {}us stream-closed events={}", method, out.route,
-                   request_id,
-                   std::chrono::duration_cast<std::chrono::microseconds>(
-                       std::chrono::steady_clock::now() - started)
-                       .count(),
-                   sent);
-      metrics.stream_closed();
-      --open_streams;
-      break;
+      // A stream may stay open for hours: it goes on in a coroutine of its own that holds the
+      // socket and the subscription only. This frame (the parser, the request, the response,
+      // the read buffer) ends here.
+      closed.handed_off = true;
+      asio::co_spawn(ex,
+                     stream_session(std::move(stream), std::move(*out.stream),
+                                    StreamInfo{std::string(req.method_string()),
+                                               std::move(out.route), request_id,
+                                               std::move(out.stream_headers), started}),
+                     [this](std::exception_ptr e) {
+                       if (!e) return;
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex2) {
+                         log.warn(std::string("stream ended by error: ") + ex2.what());
+                       }
+                     });
+      co_return;
     }
 
     Response& res = out.response;
@@ -391,9 +407,12 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
   stream.close();
 }
 
-asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(
-    beast::tcp_stream& stream, app::RunEventStream& events, const std::string& request_id,
-    const std::vector<std::pair<std::string, std::string>>& extra_headers) {
+asio::awaitable<void> HttpServer::Impl::stream_session(beast::tcp_stream stream,
+                                                        app::RunEventStream events,
+                                                        StreamInfo info) {
+  // One frame for the whole stream (no nested writer coroutine): idle streams are most of a
+  // busy server's connections, and each byte here is multiplied by them.
+  ConnectionCount closed{*this};
   std::string buf =
       "HTTP/1.1 200 OK\r\n"
       "Content-Type: text/event-stream; charset=utf-8\r\n"
@@ -401,8 +420,9 @@ asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(
       "X-Accel-Buffering: no\r\n"
       "Connection: close\r\n"
       "X-Request-Id: " +
-      request_id + "\r\n";
-  for (const auto& [k, v] : extra_headers) buf += k + ": " + v + "\r\n";
+      info.request_id + "\r\n";
+  for (const auto& [k, v] : info.headers) buf += k + ": " + v + "\r\n";
+  info.headers = {};
   buf +=
       "\r\n"
       "retry: 3000\n"
@@ -414,14 +434,14 @@ asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(
   stream.socket().set_option(asio::socket_base::send_buffer_size(kStreamSendBuffer), ec);
   std::uint64_t frames = 0;  // events in `buf`
   std::uint64_t sent = 0;
-  for (;;) {
+  for (bool more = true; more;) {
     if (!buf.empty()) {
       stream.expires_after(opts.write_timeout);
       co_await asio::async_write(stream, asio::buffer(buf),
                                  asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return sent;
-      buf.clear();
-      if (buf.capacity() > 16384) std::string().swap(buf);  // a replay's burst is not kept
+      if (ec) break;
+      // Not kept while waiting: an idle stream (most of them) then holds no buffer at all.
+      std::string().swap(buf);
       if (frames) metrics.add_delivered(frames);
       sent += frames;
       frames = 0;
@@ -436,14 +456,28 @@ asio::awaitable<std::uint64_t> HttpServer::Impl::write_stream(
         buf = ": ping\n\n";
         break;
       case app::RunEventStream::StepKind::end:
-        co_return sent;
+        more = false;
+        break;
       case app::RunEventStream::StepKind::overflow:
         metrics.slow_disconnect();
-        spdlog::info("stream {}: subscriber too slow, disconnected at seq {}", request_id,
+        spdlog::info("stream {}: subscriber too slow, disconnected at seq {}", info.request_id,
                      events.last_sent());
-        co_return sent;
+        more = false;
+        break;
     }
   }
+  // The stream's own line when it ends: same fields, its whole duration, what it carried.
+  spdlog::info("{} {} 200 {} {}us stream-closed events={}", info.method, info.route,
+               info.request_id,
+               std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::steady_clock::now() - info.started)
+                   .count(),
+               sent);
+  metrics.stream_closed();
+  --open_streams;
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.close();
 }
 
 }  // namespace chat::web
