@@ -54,6 +54,23 @@ std::exception_ptr classified(std::exception_ptr e) {
   }
 }
 
+// Every failed job gets an exception object of its own: one object rethrown by many coroutines
+// on several threads at once would be shared state (its refcount lives in uninstrumented
+// libstdc++, so ThreadSanitizer sees a race on its release).
+std::exception_ptr own_copy(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const app::StorageRefused& x) {
+    return std::make_exception_ptr(x);
+  } catch (const PgError& x) {
+    return std::make_exception_ptr(x);
+  } catch (const std::exception& x) {
+    return std::make_exception_ptr(std::runtime_error(x.what()));
+  } catch (...) {
+    return e;
+  }
+}
+
 }  // namespace
 
 PgDatabase::Slot::Slot() = default;
@@ -262,7 +279,7 @@ void PgDatabase::run_batch(std::vector<Pending>& batch) {
   }
   if (lost || batch.size() == 1 || timed_out(err)) {
     err = classified(err);
-    for (auto& p : batch) p.done(err);
+    for (auto& p : batch) p.done(own_copy(err));
     return;
   }
   // One bad job must not fail the others: run each alone.
