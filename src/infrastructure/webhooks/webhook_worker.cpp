@@ -161,9 +161,9 @@ app::Task<void> WebhookWorker::run() {
     } else if (room <= 0 || !next) {
       m.timer.expires_at(asio::steady_timer::time_point::max());  // until wake()
     } else {
-      // Due but not claimed (another instance holds it): do not spin.
-      const auto wait = std::max<domain::Timestamp>(*next - m.clock.now(), 0);
-      m.timer.expires_after(milliseconds(std::max<domain::Timestamp>(wait, 100)));
+      // Already due yet not claimed (another instance holds it): look again soon, not at once.
+      const auto wait = *next - m.clock.now();
+      m.timer.expires_after(milliseconds(wait > 0 ? wait : 100));
     }
     error_code ec;
     co_await m.timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
