@@ -16,8 +16,10 @@ import unittest
 
 try:
     from . import harness, support
+    from .test_docs_openapi import Validator
 except ImportError:
     import harness, support
+    from test_docs_openapi import Validator
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 RAW_SECRET = "a-raw-secret-whose-bytes-are-the-key"
@@ -137,6 +139,10 @@ class WebhookTest(support.ServerTestCase):
         self.assertEqual(payload["run"], self.server.get_run(run_id))
         self.assertEqual(payload["run"]["status"], "done")
         self.assertEqual(payload["run"]["webhook"], self.receiver.url("/runs?x=1"))
+        # As the OpenAPI document describes it (its `webhooks.runEnded`).
+        doc = self.req("GET", "/openapi.json").body
+        schema = doc["webhooks"]["runEnded"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        self.assertEqual(Validator(doc).errors(schema, payload), [])
         # Retried with back-off, not at once.
         t0 = float(attempts[0][0]["webhook-timestamp"])
         self.assertLessEqual(t0, time.time())
