@@ -269,15 +269,7 @@ int serve(const infra::Config& cfg) {
                                                 every, log),
                           boost::asio::detached);
   }
-  if (webhook_worker)  // also sends what a previous process left pending
-    boost::asio::co_spawn(io, webhook_worker->run(), [](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("webhooks: the delivery worker stopped: {}", ex.what());
-      }
-    });
+  if (webhook_worker) webhook_worker->start();  // also sends what a previous process left
   server.start();
   spdlog::info("chatbot {} serving on http://{}:{} (database {}, engine {})", CHAT_VERSION,
                cfg.host, port, infra::pg::redact_url(cfg.database_url), cfg.engine);

@@ -118,6 +118,17 @@ void WebhookWorker::wake() {
   asio::post(impl_->strand, [impl = impl_.get()] { impl->timer.cancel(); });
 }
 
+void WebhookWorker::start() {
+  asio::co_spawn(impl_->strand, run(), [this](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      impl_->log.error(std::string("webhooks: the delivery worker stopped: ") + ex.what());
+    }
+  });
+}
+
 app::Task<void> WebhookWorker::run() {
   auto& m = *impl_;
   // A lease outlasts an attempt, so a live attempt is never claimed twice.

@@ -16,7 +16,7 @@
 /// until wake() alone: an idle service sends no queries.
 ///
 /// Ownership: the worker must outlive its io_context's threads. Thread safety: wake() and the
-/// counters may be called from any thread; run() is co_spawned once. Cancellation: it stops
+/// counters may be called from any thread; start() is called once. Cancellation: it stops
 /// with its io_context; a delivery in flight then stays pending and is retried after its lease.
 
 #include <atomic>
@@ -62,9 +62,10 @@ class WebhookWorker {
   /// Something may be due (a delivery was queued, or an attempt ended). Returns at once.
   void wake();
 
-  /// The scheduling loop, until the io_context stops. Never throws for a database or network
-  /// failure (it logs, and tries again later).
-  app::Task<void> run();
+  /// Starts the scheduling loop on the worker's strand (call once); it runs until the
+  /// io_context stops, sending first whatever is pending from before. Database and network
+  /// failures are logged and tried again later.
+  void start();
 
   /// One attempt of `d` (no database work): nullopt when the receiver answered 2xx, else what
   /// went wrong. Exposed for tests.
@@ -76,6 +77,7 @@ class WebhookWorker {
 
  private:
   struct Impl;
+  app::Task<void> run();  // on the strand: wake()'s cancel never falls between check and wait
   app::Task<void> deliver(domain::WebhookDelivery d);
 
   std::unique_ptr<Impl> impl_;

@@ -182,7 +182,7 @@ struct WorkerTest : ::testing::Test {
   }
   WebhookWorker& start(WebhookWorkerOptions o) {
     worker = std::make_unique<WebhookWorker>(io.io(), db, clock, log, std::move(o));
-    asio::co_spawn(io.io(), worker->run(), asio::detached);
+    worker->start();
     return *worker;
   }
 
