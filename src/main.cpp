@@ -20,6 +20,7 @@
 #include "application/event_hub.hpp"
 #include "application/run_executor.hpp"
 #include "application/run_scheduler.hpp"
+#include "application/webhooks.hpp"
 #include "infrastructure/config/config.hpp"
 #include "infrastructure/db/db_stats.hpp"
 #include "infrastructure/db/sqlite/sqlite_database.hpp"
@@ -31,6 +32,7 @@
 #include "infrastructure/crypto.hpp"
 #include "infrastructure/system.hpp"
 #include "infrastructure/web/http_server.hpp"
+#include "infrastructure/webhooks/webhook_worker.hpp"
 
 namespace {
 
@@ -180,6 +182,29 @@ int serve(const infra::Config& cfg) {
   infra::OpenSslKeys keys;
   if (auth.api_keys) service.set_key_service(keys);
 
+  // Webhooks: on with a signing secret. The outbox rows are written by the core; the worker
+  // sends them, woken by each commit that queues one.
+  std::unique_ptr<infra::webhooks::WebhookWorker> webhook_worker;
+  std::unique_ptr<app::WebhookOutbox> outbox;
+  if (!cfg.webhook_secret.empty()) {
+    infra::webhooks::WebhookWorkerOptions wo;
+    wo.key = infra::webhook_key(cfg.webhook_secret).value_or(cfg.webhook_secret);
+    wo.retry_base = std::chrono::milliseconds(cfg.webhook_retry_base_ms);
+    wo.max_attempts = cfg.webhook_max_attempts;
+    wo.timeout = seconds_ms(cfg.webhook_timeout_s);
+    webhook_worker = std::make_unique<infra::webhooks::WebhookWorker>(io, *db, clock, log, wo);
+    std::optional<std::string> default_url;
+    if (!cfg.webhook_url.empty()) default_url = cfg.webhook_url;
+    outbox = std::make_unique<app::WebhookOutbox>(
+        ids, default_url, [w = webhook_worker.get()] { w->wake(); });
+    executor.set_webhooks(*outbox);
+    service.set_webhooks(*outbox);
+    spdlog::info("webhooks on ({}), signed; retries from {} ms, at most {} attempts",
+                 default_url ? "CHATBOT_WEBHOOK_URL for runs without their own"
+                             : "runs that name a webhook",
+                 cfg.webhook_retry_base_ms, cfg.webhook_max_attempts);
+  }
+
   web::ServerOptions sopts;
   sopts.max_body_bytes = cfg.max_body_bytes;
   sopts.max_header_bytes = cfg.max_header_bytes;
@@ -205,6 +230,18 @@ int serve(const infra::Config& cfg) {
   web::add_core_collectors(metrics, hub, scheduler);
   if (auto* stats = dynamic_cast<const infra::DbStatsSource*>(db.get()))
     web::add_database_collector(metrics, *stats);
+  if (webhook_worker)
+    metrics.add_collector([w = webhook_worker.get()](web::MetricsWriter& mw) {
+      mw.family("chatbot_webhook_deliveries_total", "counter",
+                "Webhook attempts since start, by outcome: delivered (2xx), failed (retried "
+                "later), given_up (the last attempt failed; the delivery is kept as failed).");
+      mw.sample("chatbot_webhook_deliveries_total", {{"outcome", "delivered"}},
+                static_cast<double>(w->delivered()));
+      mw.sample("chatbot_webhook_deliveries_total", {{"outcome", "failed"}},
+                static_cast<double>(w->failed_attempts() - w->given_up()));
+      mw.sample("chatbot_webhook_deliveries_total", {{"outcome", "given_up"}},
+                static_cast<double>(w->given_up()));
+    });
   web::HttpServer server(io, service, log, sopts, {db.get(), &metrics});
   std::uint16_t port = 0;
   try {
@@ -232,6 +269,7 @@ int serve(const infra::Config& cfg) {
                                                 every, log),
                           boost::asio::detached);
   }
+  if (webhook_worker) webhook_worker->start();  // also sends what a previous process left
   server.start();
   spdlog::info("chatbot {} serving on http://{}:{} (database {}, engine {})", CHAT_VERSION,
                cfg.host, port, infra::pg::redact_url(cfg.database_url), cfg.engine);

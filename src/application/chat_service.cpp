@@ -268,6 +268,15 @@ Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std
     co_return domain::invalid("Idempotency-Key", "Idempotency-Key must be 1 to " +
                                                      std::to_string(limits_.max_idempotency_key) +
                                                      " characters");
+  if (options.webhook) {
+    if (!webhooks_)
+      co_return domain::invalid("webhook",
+                                "webhooks need CHATBOT_WEBHOOK_SECRET: this service has no "
+                                "secret to sign them with");
+    std::string why;
+    if (!parse_http_url(*options.webhook, &why))
+      co_return domain::invalid("webhook", "webhook " + why);
+  }
   if (options.strategy == MultitaskStrategy::interrupt) {
     // A repeat of an earlier request must not cancel the run that request created.
     std::optional<std::string> stored;
@@ -303,8 +312,10 @@ Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std
           return std::nullopt;
         }
     }
-    r.runs.insert(domain::Run{fresh.run_id, *id, fresh.message_id, RunStatus::queued, now,
-                              std::nullopt, std::nullopt, std::nullopt, 0});
+    domain::Run run{fresh.run_id, *id, fresh.message_id, RunStatus::queued, now,
+                    std::nullopt,  std::nullopt, std::nullopt, 0};
+    run.webhook = options.webhook;
+    r.runs.insert(run);
     r.messages.insert(
         domain::Message{fresh.message_id, *id, domain::Role::user, content, now, fresh.run_id});
     if (key) r.idempotency.insert(*id, *key, fresh.run_id + " " + fresh.message_id, now);
@@ -339,8 +350,12 @@ Task<Result<RunStatus>> ChatService::cancel_run(std::string run_id) {
       if (!cur) return std::nullopt;
       if (cur->status != RunStatus::queued) return cur->status;
       r.runs.finish(id, RunStatus::canceled, now, std::nullopt);
-      append_and_publish(tx, hub_,
-                         terminal_events(id, cur->last_seq, RunStatus::canceled, "", "", "", now));
+      auto events = terminal_events(id, cur->last_seq, RunStatus::canceled, "", "", "", now);
+      const auto last_seq = events.back().seq;
+      append_and_publish(tx, hub_, std::move(events));
+      if (webhooks_)
+        webhooks_->run_ended(
+            tx, ended_view(*cur, RunStatus::canceled, now, std::nullopt, last_seq), now);
       return RunStatus::canceled;
     });
     if (!status) co_return domain::not_found("Run not found");

@@ -20,6 +20,7 @@
 #include "application/ports.hpp"
 #include "application/run_scheduler.hpp"
 #include "application/task.hpp"
+#include "application/webhooks.hpp"
 #include "domain/errors.hpp"
 
 namespace chat::app {
@@ -72,6 +73,8 @@ std::optional<MultitaskStrategy> parse_multitask_strategy(std::string_view s);
 
 struct PostOptions {
   MultitaskStrategy strategy = MultitaskStrategy::enqueue;
+  /// The run's own webhook URL (http:// or https://); needs webhooks on (set_webhooks).
+  std::optional<std::string> webhook;
 };
 
 struct PostedMessage {
@@ -129,6 +132,10 @@ class ChatService {
 
   /// Turns API keys on. `keys` must outlive the service; call before serving.
   void set_key_service(KeyService& keys) { keys_ = &keys; }
+  /// Turns webhooks on (a signing secret is configured): runs may carry their own URL, and a
+  /// canceled queued run queues its delivery. `outbox` must outlive the service; call before
+  /// serving.
+  void set_webhooks(WebhookOutbox& outbox) { webhooks_ = &outbox; }
   /// The user an API key belongs to, if any.
   Task<std::optional<std::int64_t>> authenticate(std::string api_key);
   /// The owner of a thread / of a run's thread; nullopt when it does not exist.
@@ -180,6 +187,7 @@ class ChatService {
   IdGenerator& ids_;
   Limits limits_;
   KeyService* keys_ = nullptr;
+  WebhookOutbox* webhooks_ = nullptr;
 };
 
 /// Number of Unicode code points in valid UTF-8 `s` (invalid bytes count one each).

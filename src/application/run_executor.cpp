@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "application/run_scheduler.hpp"
+#include "application/webhooks.hpp"
 #include "domain/json_text.hpp"
 
 namespace chat::app {
@@ -273,9 +274,12 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
         if (keep_reply)
           r.messages.insert(domain::Message{message_id, started->run.thread_id,
                                             domain::Role::assistant, sink.text(), now, run_id});
-        append_and_publish(tx, hub_,
-                           terminal_events(run_id, sink.durable_seq(), status, sink.text(), message_id,
-                                           error, now, sink.usage()));
+        auto events = terminal_events(run_id, sink.durable_seq(), status, sink.text(),
+                                      message_id, error, now, sink.usage());
+        const auto last_seq = events.back().seq;
+        append_and_publish(tx, hub_, std::move(events));
+        if (webhooks_)
+          webhooks_->run_ended(tx, ended_view(started->run, status, now, err, last_seq), now);
       });
       co_return;
     } catch (const std::exception& e) {
@@ -292,19 +296,23 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
 
 Task<std::vector<std::pair<std::string, std::string>>> RunExecutor::recover() {
   const auto now = clock_.now();
-  const auto lost = co_await db_.write([&](WriteTx& tx) {
+  const auto lost_runs = co_await db_.write([&](WriteTx& tx) {
     auto& r = tx.repos();
     std::size_t n = 0;
     for (const auto& run : r.runs.list_by_status(RunStatus::running)) {
-      if (!r.runs.finish(run.id, RunStatus::error, now, std::string("executor lost"))) continue;
-      append_and_publish(tx, hub_,
-                         terminal_events(run.id, run.last_seq, RunStatus::error, "", "",
-                                         "executor lost", now));
+      const std::string why = "executor lost";
+      if (!r.runs.finish(run.id, RunStatus::error, now, why)) continue;
+      auto events = terminal_events(run.id, run.last_seq, RunStatus::error, "", "", why, now);
+      const auto last_seq = events.back().seq;
+      append_and_publish(tx, hub_, std::move(events));
+      if (webhooks_)
+        webhooks_->run_ended(tx, ended_view(run, RunStatus::error, now, why, last_seq), now);
       ++n;
     }
     return n;
   });
-  if (lost > 0) log_.warn("finalized " + std::to_string(lost) + " run(s) as executor lost");
+  if (lost_runs > 0)
+    log_.warn("finalized " + std::to_string(lost_runs) + " run(s) as executor lost");
   co_return co_await db_.read([](domain::Repositories& r) {
     std::vector<std::pair<std::string, std::string>> out;
     for (const auto& run : r.runs.list_by_status(RunStatus::queued))

@@ -18,6 +18,7 @@
 namespace chat::app {
 
 struct RunControl;
+class WebhookOutbox;
 
 /// Builds the events of a run's ending, with seqs after `last_seq`. `usage_json` (a JSON
 /// object, or empty for none) is added to the `final` event as "usage".
@@ -44,6 +45,10 @@ class RunExecutor {
   /// ("executor lost"). Returns the queued runs (thread_id, run_id) in creation order.
   Task<std::vector<std::pair<std::string, std::string>>> recover();
 
+  /// Turns webhooks on: every ending queues its delivery in the finalizing transaction.
+  /// `outbox` must outlive the executor; call before any run starts.
+  void set_webhooks(WebhookOutbox& outbox) { webhooks_ = &outbox; }
+
  private:
   Database& db_;
   EventHub& hub_;
@@ -51,6 +56,7 @@ class RunExecutor {
   Clock& clock_;
   IdGenerator& ids_;
   Logger& log_;
+  WebhookOutbox* webhooks_ = nullptr;
 };
 
 }  // namespace chat::app

@@ -65,6 +65,22 @@ struct Run {
   std::optional<std::string> error;
   std::int64_t last_seq = 0;  ///< highest event seq (0: none), kept when events are pruned
   bool events_pruned = false;  ///< retention deleted its events (the run itself stays)
+  std::optional<std::string> webhook = std::nullopt;  ///< the run's own webhook URL (CHATBOT_WEBHOOK_URL is not stored here)
+};
+
+/// A stored "run ended" notification for one webhook URL (the outbox). Written in the
+/// transaction that ends the run; deleted once delivered; kept with `failed` set once its
+/// attempts are used up.
+struct WebhookDelivery {
+  std::string id;  ///< a UUID; also the `webhook-id` header, the same on every attempt
+  std::string run_id;
+  std::string url;
+  std::string payload;  ///< the JSON body, compact
+  std::int64_t attempts = 0;  ///< attempts started so far
+  Timestamp next_attempt_at = 0;
+  std::optional<std::string> last_error = std::nullopt;
+  Timestamp created_at = 0;
+  bool failed = false;
 };
 
 /// One entry of a run's append-only log. `data` is compact JSON text (an object).

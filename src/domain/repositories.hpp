@@ -85,6 +85,28 @@ class IdempotencyRepository {
                       const std::string& response, Timestamp created_at) = 0;
 };
 
+/// The webhook outbox. A delivery is pending (not `failed`) until it is removed.
+class WebhookRepository {
+ public:
+  virtual ~WebhookRepository() = default;
+  /// Stores a new pending delivery; its run must exist (the delivery goes with the run).
+  virtual void insert(const WebhookDelivery& d) = 0;
+  virtual std::optional<WebhookDelivery> find(const std::string& id) = 0;
+  /// Claims up to `limit` pending deliveries due at `now` (next_attempt_at <= now), earliest
+  /// first: each gets attempts + 1 and next_attempt_at = `lease_until`, so that no other worker
+  /// (or instance) starts it meanwhile, and an attempt cut short by a crash is retried once the
+  /// lease is over. Returns them as updated.
+  virtual std::vector<WebhookDelivery> claim_due(Timestamp now, Timestamp lease_until,
+                                                 int limit) = 0;
+  /// The earliest next_attempt_at of the pending deliveries; nullopt when none is pending.
+  virtual std::optional<Timestamp> next_due() = 0;
+  /// A failed attempt: tried again at `next_attempt_at`, or given up (`failed`) when `give_up`.
+  virtual void record_failure(const std::string& id, Timestamp next_attempt_at,
+                              const std::string& error, bool give_up) = 0;
+  /// Delivered: the row goes. False if it was not there.
+  virtual bool remove(const std::string& id) = 0;
+};
+
 /// The repositories of one connection, as a job sees them.
 struct Repositories {
   UserRepository& users;
@@ -93,6 +115,7 @@ struct Repositories {
   RunRepository& runs;
   RunEventRepository& events;
   IdempotencyRepository& idempotency;
+  WebhookRepository& webhooks;
 };
 
 }  // namespace chat::domain

@@ -6,6 +6,9 @@
 #include <map>
 #include <optional>
 
+#include "application/webhooks.hpp"
+#include "infrastructure/crypto.hpp"
+
 namespace chat::infra {
 namespace {
 
@@ -285,6 +288,47 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.event_retention_ms = parse_duration_ms(v, n);
        }},
+      {"--webhook-url", "CHATBOT_WEBHOOK_URL", nullptr,
+       "http:// or https:// URL that every run's ending is POSTed to, unless the run names its "
+       "own \"webhook\" (needs --webhook-secret; default none)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         std::string why;
+         if (!app::parse_http_url(v, &why))
+           throw ConfigError("invalid " + n + ": '" + v + "' " + why);
+         c.webhook_url = v;
+       }},
+      {"--webhook-secret", "CHATBOT_WEBHOOK_SECRET", nullptr,
+       "signs webhooks as Standard Webhooks do: whsec_<base64 key> (the key is the decoded "
+       "bytes) or any other string of at least 16 characters (its bytes are the key); turns "
+       "webhooks on (never logged)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         const auto key = webhook_key(v);
+         if (!key)
+           throw ConfigError("invalid " + n + ": a whsec_ secret must be base64 after the prefix");
+         if (key->size() < 16 || key->size() > 1024)
+           throw ConfigError("invalid " + n + ": the key must be 16 to 1024 bytes (got " +
+                             std::to_string(key->size()) + ")");
+         for (unsigned char ch : v)
+           if (ch <= 0x20 || ch == 0x7f)
+             throw ConfigError("invalid " + n + ": no spaces or control characters");
+         c.webhook_secret = v;
+       }},
+      {"--webhook-retry-base-ms", "CHATBOT_WEBHOOK_RETRY_BASE_MS", nullptr,
+       "webhooks: delay before the first retry in ms, doubled for each further one (capped at "
+       "5 minutes, ±25 % jitter; default 1000)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.webhook_retry_base_ms = parse_int(v, n, 1, 300000);
+       }},
+      {"--webhook-max-attempts", "CHATBOT_WEBHOOK_MAX_ATTEMPTS", nullptr,
+       "webhooks: attempts before a delivery is given up (kept as failed; default 20)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.webhook_max_attempts = static_cast<int>(parse_int(v, n, 1, 1000));
+       }},
+      {"--webhook-timeout-s", "CHATBOT_WEBHOOK_TIMEOUT_S", nullptr,
+       "webhooks: seconds an attempt may take to connect and get the response head (default 10)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.webhook_timeout_s = parse_seconds(v, n, 0.05);
+       }},
       {"--no-migrate", nullptr, nullptr, "serve: do not apply pending migrations at start",
        [](Config& c, const std::string&, const std::string&) { c.migrate = false; }, true},
   };
@@ -356,6 +400,11 @@ Config parse_config(const std::vector<std::string>& args) {
     }
     found->apply(c, value, flag);
   }
+  // A webhook nobody could verify is worse than none.
+  if (c.command == "serve" && !c.webhook_url.empty() && c.webhook_secret.empty())
+    throw ConfigError(
+        "--webhook-url/CHATBOT_WEBHOOK_URL needs --webhook-secret/CHATBOT_WEBHOOK_SECRET "
+        "to sign the webhooks");
   return c;
 }
 

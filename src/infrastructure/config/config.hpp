@@ -57,6 +57,11 @@ struct Config {
   std::string admin_key;      ///< api_key mode: creates users; never logged
   std::string metrics_token;  ///< non-empty: /metrics needs it; never logged
   std::int64_t event_retention_ms = 0;  ///< 0: keep events forever
+  std::string webhook_url;     ///< for runs without their own; empty: none (validated)
+  std::string webhook_secret;  ///< signs every webhook; empty: webhooks off; never logged
+  std::int64_t webhook_retry_base_ms = 1000;
+  int webhook_max_attempts = 20;
+  double webhook_timeout_s = 10;
 };
 
 /// Parses argv (without argv[0]) and the environment.

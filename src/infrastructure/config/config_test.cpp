@@ -161,6 +161,54 @@ TEST_F(ConfigParsing, UnknownOptionsAndMissingValuesAreRefused) {
   EXPECT_NE(error_of({"serve", "--nope=1"}).find("--nope"), std::string::npos);
 }
 
+TEST_F(ConfigParsing, WebhookSettings) {
+  auto c = parse_config({});
+  EXPECT_TRUE(c.webhook_url.empty());
+  EXPECT_TRUE(c.webhook_secret.empty());
+  EXPECT_EQ(c.webhook_retry_base_ms, 1000);
+  EXPECT_EQ(c.webhook_max_attempts, 20);
+  EXPECT_DOUBLE_EQ(c.webhook_timeout_s, 10);
+
+  set("CHATBOT_WEBHOOK_URL", "https://hooks.example.com/chat?x=1");
+  set("CHATBOT_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  set("CHATBOT_WEBHOOK_RETRY_BASE_MS", "50");
+  c = parse_config({"--webhook-max-attempts", "3", "--webhook-timeout-s", "0.5"});
+  EXPECT_EQ(c.webhook_url, "https://hooks.example.com/chat?x=1");
+  EXPECT_EQ(c.webhook_secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  EXPECT_EQ(c.webhook_retry_base_ms, 50);
+  EXPECT_EQ(c.webhook_max_attempts, 3);
+  EXPECT_DOUBLE_EQ(c.webhook_timeout_s, 0.5);
+  // A raw secret: its bytes are the key.
+  EXPECT_EQ(parse_config({"--webhook-secret", "a-plain-secret-of-some-length"}).webhook_secret,
+            "a-plain-secret-of-some-length");
+}
+
+TEST_F(ConfigParsing, BadWebhookSettingsAreRefusedNamingTheSetting) {
+  for (const char* bad : {"ftp://x", "not a url", "http://", "https://h:0/", "http://a@b/",
+                          "http://h/#frag", "http://h /"})
+    EXPECT_NE(error_of({"--webhook-url", bad, "--webhook-secret", "0123456789abcdef"})
+                  .find("invalid --webhook-url"),
+              std::string::npos)
+        << bad;
+  EXPECT_NE(error_of({"--webhook-secret", "short"}).find("invalid --webhook-secret"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--webhook-secret", "whsec_!!not base64!!"}).find("invalid --webhook-secret"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--webhook-secret", "whsec_c2hvcnQ="}).find("16 to 1024 bytes"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--webhook-retry-base-ms", "0"}).find("--webhook-retry-base-ms"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--webhook-max-attempts", "0"}).find("--webhook-max-attempts"),
+            std::string::npos);
+  set("CHATBOT_WEBHOOK_URL", "gopher://x");
+  EXPECT_NE(error_of({}).find("invalid CHATBOT_WEBHOOK_URL"), std::string::npos);
+  set("CHATBOT_WEBHOOK_URL", "http://127.0.0.1:9/hook");
+  // A URL without a secret: refused at start, saying what is missing.
+  const auto e = error_of({});
+  EXPECT_NE(e.find("CHATBOT_WEBHOOK_SECRET"), std::string::npos) << e;
+  EXPECT_EQ(error_of({"migrate"}), "");
+}
+
 TEST(ConfigHelp, ListsEveryFlagWithItsVariable) {
   const auto help = help_text();
   for (const char* s : {"--port", "CHATBOT_PORT", "--database", "DATABASE_URL", "--engine",

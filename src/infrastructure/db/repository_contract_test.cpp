@@ -606,5 +606,151 @@ TEST_P(RepositoryContract, PruneDeletesEventsOfRunsEndedBeforeTheCutoffOnly) {
   EXPECT_EQ(repos().events.prune_ended_before(kT0 + 500), 0);  // nothing twice
 }
 
+// ---------------------------------------------------------------------------------- webhooks
+
+TEST_P(RepositoryContract, RunWebhookRoundTrips) {
+  const auto u = add_user("alice");
+  const auto t = add_thread(u.id);
+  domain::Run r;
+  r.id = new_id();
+  r.thread_id = t.id;
+  r.message_id = new_id();
+  r.created_at = kT0;
+  r.webhook = "https://hooks.example.com/run?x=1";
+  repos().runs.insert(r);
+  EXPECT_EQ(repos().runs.find(r.id)->webhook, r.webhook);
+  EXPECT_EQ(repos().runs.list_by_thread(t.id)[0].webhook, r.webhook);
+  EXPECT_EQ(repos().runs.list_by_status(RunStatus::queued)[0].webhook, r.webhook);
+  const auto plain = add_run(t.id, kT0 + 1);
+  EXPECT_FALSE(repos().runs.find(plain.id)->webhook.has_value());
+}
+
+namespace {
+domain::WebhookDelivery delivery(std::string id, std::string run_id, domain::Timestamp due) {
+  domain::WebhookDelivery d;
+  d.id = std::move(id);
+  d.run_id = std::move(run_id);
+  d.url = "http://127.0.0.1:9/hook";
+  d.payload = R"({"type":"run.ended","run":{"run_id":"x"}})";
+  d.next_attempt_at = due;
+  d.created_at = 1'795'514'400'123;  // kT0
+  return d;
+}
+}  // namespace
+
+TEST_P(RepositoryContract, WebhookDeliveryInsertAndFindKeepEveryField) {
+  const auto u = add_user("alice");
+  const auto t = add_thread(u.id);
+  const auto r = add_run(t.id);
+  auto d = delivery(new_id(), r.id, kT0 + 5);
+  d.payload = "{\"text\":\"Zo\xC3\xAB \xE2\x9C\x93 \\\"q\\\"\"}";
+  repos().webhooks.insert(d);
+  const auto f = repos().webhooks.find(d.id);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->id, d.id);
+  EXPECT_EQ(f->run_id, r.id);
+  EXPECT_EQ(f->url, d.url);
+  EXPECT_EQ(f->payload, d.payload);
+  EXPECT_EQ(f->attempts, 0);
+  EXPECT_EQ(f->next_attempt_at, kT0 + 5);
+  EXPECT_FALSE(f->last_error.has_value());
+  EXPECT_EQ(f->created_at, kT0);
+  EXPECT_FALSE(f->failed);
+  EXPECT_FALSE(repos().webhooks.find(new_id()).has_value());
+}
+
+TEST_P(RepositoryContract, WebhookDeliveryForUnknownRunThrows) {
+  const auto d = delivery(new_id(), new_id(), kT0);
+  EXPECT_TRUE(throws([&] {
+    repos().webhooks.insert(d);
+    repos().webhooks.find(d.id);
+  }));
+  EXPECT_FALSE(repos().webhooks.find(d.id).has_value());
+}
+
+TEST_P(RepositoryContract, WebhookClaimTakesDueDeliveriesOnceUntilTheLeaseEnds) {
+  const auto u = add_user("alice");
+  const auto t = add_thread(u.id);
+  const auto r = add_run(t.id);
+  EXPECT_FALSE(repos().webhooks.next_due().has_value());
+  EXPECT_TRUE(repos().webhooks.claim_due(kT0 + 1000, kT0 + 2000, 10).empty());
+  const auto late = delivery(new_id(), r.id, kT0 + 30);
+  const auto early = delivery(new_id(), r.id, kT0 + 10);
+  const auto future = delivery(new_id(), r.id, kT0 + 5000);
+  for (const auto& d : {late, early, future}) repos().webhooks.insert(d);
+  EXPECT_EQ(repos().webhooks.next_due(), kT0 + 10);
+
+  // At most `limit`, earliest first.
+  auto got = repos().webhooks.claim_due(kT0 + 100, kT0 + 1100, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, early.id);
+  EXPECT_EQ(got[0].attempts, 1);
+  EXPECT_EQ(got[0].next_attempt_at, kT0 + 1100);
+  EXPECT_EQ(got[0].payload, early.payload);
+  EXPECT_EQ(repos().webhooks.next_due(), kT0 + 30);
+
+  got = repos().webhooks.claim_due(kT0 + 100, kT0 + 1100, 10);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, late.id);
+  EXPECT_TRUE(repos().webhooks.claim_due(kT0 + 100, kT0 + 1100, 10).empty());  // leased
+  EXPECT_EQ(repos().webhooks.next_due(), kT0 + 1100);
+
+  // The lease over (a crash mid-attempt): claimed again, one more attempt counted.
+  got = repos().webhooks.claim_due(kT0 + 1100, kT0 + 2100, 10);
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& d : got) EXPECT_EQ(d.attempts, 2);
+  EXPECT_EQ(repos().webhooks.find(future.id)->attempts, 0);
+}
+
+TEST_P(RepositoryContract, WebhookFailuresRescheduleOrGiveUpAndDeliveredOnesGo) {
+  const auto u = add_user("alice");
+  const auto t = add_thread(u.id);
+  const auto r = add_run(t.id);
+  const auto a = delivery(new_id(), r.id, kT0);
+  const auto b = delivery(new_id(), r.id, kT0);
+  repos().webhooks.insert(a);
+  repos().webhooks.insert(b);
+  ASSERT_EQ(repos().webhooks.claim_due(kT0, kT0 + 10000, 10).size(), 2u);
+
+  repos().webhooks.record_failure(a.id, kT0 + 200, "HTTP 500", false);
+  auto fa = repos().webhooks.find(a.id);
+  EXPECT_EQ(fa->next_attempt_at, kT0 + 200);
+  EXPECT_EQ(fa->last_error, "HTTP 500");
+  EXPECT_FALSE(fa->failed);
+  EXPECT_EQ(fa->attempts, 1);
+  EXPECT_EQ(repos().webhooks.next_due(), kT0 + 200);
+
+  repos().webhooks.record_failure(b.id, kT0 + 100, "connection refused", true);
+  auto fb = repos().webhooks.find(b.id);
+  EXPECT_TRUE(fb->failed);
+  EXPECT_EQ(fb->last_error, "connection refused");
+  // A failed delivery is neither due nor claimed again.
+  EXPECT_EQ(repos().webhooks.next_due(), kT0 + 200);
+  const auto got = repos().webhooks.claim_due(kT0 + 100000, kT0 + 200000, 10);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, a.id);
+
+  EXPECT_TRUE(repos().webhooks.remove(a.id));
+  EXPECT_FALSE(repos().webhooks.remove(a.id));
+  EXPECT_FALSE(repos().webhooks.find(a.id).has_value());
+  EXPECT_FALSE(repos().webhooks.next_due().has_value());
+}
+
+TEST_P(RepositoryContract, WebhookDeliveriesGoWithTheirThread) {
+  const auto u = add_user("alice");
+  const auto t = add_thread(u.id);
+  const auto other = add_thread(u.id);
+  const auto r = add_run(t.id);
+  const auto keep = add_run(other.id);
+  const auto d = delivery(new_id(), r.id, kT0);
+  const auto k = delivery(new_id(), keep.id, kT0 + 1);
+  repos().webhooks.insert(d);
+  repos().webhooks.insert(k);
+  ASSERT_TRUE(repos().threads.remove(t.id));
+  EXPECT_FALSE(repos().webhooks.find(d.id).has_value());
+  EXPECT_TRUE(repos().webhooks.find(k.id).has_value());
+  EXPECT_EQ(repos().webhooks.next_due(), kT0 + 1);
+}
+
 }  // namespace
 }  // namespace chat::testkit

@@ -191,6 +191,12 @@ app::Task<Response> post_message(HandlerContext& ctx, const Request& req, const 
                                    "multitask_strategy must be one of enqueue, reject, interrupt");
     options.strategy = *st;
   }
+  if (auto* wh = obj.if_contains("webhook"); wh && !wh->is_null()) {
+    if (!wh->is_string())
+      co_return validation_problem({"body", "webhook"},
+                                   "webhook must be a string: an http:// or https:// URL");
+    options.webhook = std::string(wh->as_string());
+  }
   std::optional<std::string> key;
   if (auto it = req.find("Idempotency-Key"); it != req.end()) key = std::string(it->value());
   co_return respond(co_await ctx.service.post_message(id, std::string(content->as_string()),

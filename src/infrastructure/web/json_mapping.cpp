@@ -1,5 +1,9 @@
 #include "json_mapping.hpp"
 
+#include <boost/json/parse.hpp>
+
+#include "application/webhooks.hpp"
+
 namespace chat::web {
 namespace {
 
@@ -34,16 +38,11 @@ boost::json::value to_json(const domain::Message& m) {
           {"run_id", opt(m.run_id)}};
 }
 
+// One mapping for the API and the webhooks (application/webhooks.hpp): the core's text, parsed.
 boost::json::value to_json(const domain::Run& r) {
-  return {{"run_id", r.id},
-          {"thread_id", r.thread_id},
-          {"status", std::string(domain::to_string(r.status))},
-          {"created_at", ts(r.created_at)},
-          {"started_at", ts(r.started_at)},
-          {"finished_at", ts(r.finished_at)},
-          {"error", opt(r.error)},
-          {"last_seq", r.last_seq},
-          {"events_pruned", r.events_pruned}};
+  boost::json::parse_options opts;
+  opts.allow_invalid_utf8 = true;  // never: the text is built valid; but never a 500 either
+  return boost::json::parse(app::run_json(r), {}, opts);
 }
 
 boost::json::value to_json(const app::ThreadDetail& d) {

@@ -83,8 +83,11 @@ class Threads final : public ThreadRepository {
     s_.threads.erase(it);
     std::erase_if(s_.messages, [&](const Message& m) { return m.thread_id == id; });
     for (auto& r : s_.runs)
-      if (r.thread_id == id)
+      if (r.thread_id == id) {
         std::erase_if(s_.events, [&](const auto& kv) { return kv.first.first == r.id; });
+        std::erase_if(s_.deliveries,
+                      [&](const WebhookDelivery& d) { return d.run_id == r.id; });
+      }
     std::erase_if(s_.runs, [&](const Run& r) { return r.thread_id == id; });
     std::erase_if(s_.idempotency, [&](const auto& kv) { return kv.first.first == id; });
     return true;
@@ -232,22 +235,77 @@ class Idempotency final : public IdempotencyRepository {
   MemoryState& s_;
 };
 
+class Webhooks final : public WebhookRepository {
+ public:
+  explicit Webhooks(MemoryState& s) : s_(s) {}
+  void insert(const WebhookDelivery& d) override {
+    if (!Runs(s_).find(d.run_id)) throw std::runtime_error("FOREIGN KEY constraint failed");
+    if (find(d.id)) throw std::runtime_error("UNIQUE constraint failed: webhook_deliveries.id");
+    s_.deliveries.push_back(d);
+  }
+  std::optional<WebhookDelivery> find(const std::string& id) override {
+    for (auto& d : s_.deliveries)
+      if (d.id == id) return d;
+    return std::nullopt;
+  }
+  std::vector<WebhookDelivery> claim_due(Timestamp now, Timestamp lease_until,
+                                         int limit) override {
+    std::vector<WebhookDelivery*> due;
+    for (auto& d : s_.deliveries)
+      if (!d.failed && d.next_attempt_at <= now) due.push_back(&d);
+    std::stable_sort(due.begin(), due.end(), [](auto* a, auto* b) {
+      return a->next_attempt_at < b->next_attempt_at;
+    });
+    std::vector<WebhookDelivery> out;
+    for (auto* d : due) {
+      if (static_cast<int>(out.size()) >= limit) break;
+      d->attempts += 1;
+      d->next_attempt_at = lease_until;
+      out.push_back(*d);
+    }
+    return out;
+  }
+  std::optional<Timestamp> next_due() override {
+    std::optional<Timestamp> best;
+    for (auto& d : s_.deliveries)
+      if (!d.failed && (!best || d.next_attempt_at < *best)) best = d.next_attempt_at;
+    return best;
+  }
+  void record_failure(const std::string& id, Timestamp next_attempt_at, const std::string& error,
+                      bool give_up) override {
+    for (auto& d : s_.deliveries)
+      if (d.id == id) {
+        d.next_attempt_at = next_attempt_at;
+        d.last_error = error;
+        d.failed = give_up;
+      }
+  }
+  bool remove(const std::string& id) override {
+    return std::erase_if(s_.deliveries, [&](const WebhookDelivery& d) { return d.id == id; }) > 0;
+  }
+
+ private:
+  MemoryState& s_;
+};
+
 }  // namespace
 
 struct MemoryRepositories::Impl {
-  explicit Impl(MemoryState& s) : users(s), threads(s), messages(s), runs(s), events(s), idem(s) {}
+  explicit Impl(MemoryState& s)
+      : users(s), threads(s), messages(s), runs(s), events(s), idem(s), webhooks(s) {}
   Users users;
   Threads threads;
   Messages messages;
   Runs runs;
   Events events;
   Idempotency idem;
+  Webhooks webhooks;
 };
 
 MemoryRepositories::MemoryRepositories(MemoryState& s)
     : impl_(std::make_unique<Impl>(s)),
-      repos_{impl_->users, impl_->threads, impl_->messages,
-             impl_->runs,  impl_->events,  impl_->idem} {}
+      repos_{impl_->users, impl_->threads, impl_->messages, impl_->runs,
+             impl_->events, impl_->idem,    impl_->webhooks} {}
 
 MemoryRepositories::~MemoryRepositories() = default;
 

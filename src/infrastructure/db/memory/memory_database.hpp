@@ -21,6 +21,7 @@ struct MemoryState {
   std::map<std::pair<std::string, std::int64_t>, domain::RunEvent> events;
   std::map<std::pair<std::string, std::string>, std::string> idempotency;
   std::map<std::int64_t, std::string> api_key_hashes;  ///< user id → hash of its API key
+  std::vector<domain::WebhookDelivery> deliveries;     ///< insertion order
 };
 
 /// The repositories over a MemoryState. Not thread-safe (the database holds the lock).

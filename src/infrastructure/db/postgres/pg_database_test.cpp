@@ -349,6 +349,10 @@ TEST_F(PostgresFixture, EveryQueryHasAnIndex) {
       {sql::kListEventsAfter, {u, "'0'", "'1000'"}},
       {sql::kLastSeq, {u}},
       {sql::kFindIdempotency, {u, "'k'"}},
+      {sql::kFindDelivery, {u}},
+      {sql::kClaimDeliveries, {"'1'", "'2'", "'16'"}},
+      {sql::kRecordDeliveryFailure, {u, "'1'", "'e'", "'0'"}},
+      {sql::kDeleteDelivery, {u}},
   };
   int n = 0;
   for (const auto& c : cases) {

@@ -26,7 +26,22 @@ Run read_run(const Result& r, int i) {
   run.error = r.opt_text(i, 7);
   run.last_seq = r.int64(i, 8);
   run.events_pruned = r.int64(i, 9) != 0;
+  run.webhook = r.opt_text(i, 10);
   return run;
+}
+
+WebhookDelivery read_delivery(const Result& r, int i) {
+  WebhookDelivery d;
+  d.id = r.text(i, 0);
+  d.run_id = r.text(i, 1);
+  d.url = r.text(i, 2);
+  d.payload = r.text(i, 3);
+  d.attempts = r.int64(i, 4);
+  d.next_attempt_at = r.int64(i, 5);
+  d.last_error = r.opt_text(i, 6);
+  d.created_at = r.int64(i, 7);
+  d.failed = r.int64(i, 8) != 0;
+  return d;
 }
 
 // SQLite treats a negative LIMIT as none; so does a NULL LIMIT here.
@@ -135,7 +150,8 @@ class Runs final : public RunRepository {
                                   .add(r.thread_id)
                                   .add(r.message_id)
                                   .add(to_string(r.status))
-                                  .add(r.created_at));
+                                  .add(r.created_at)
+                                  .add(r.webhook));
   }
   std::optional<Run> find(const std::string& id) override {
     if (!is_uuid(id)) return std::nullopt;
@@ -221,6 +237,59 @@ class Idempotency final : public IdempotencyRepository {
   Session& s_;
 };
 
+class Webhooks final : public WebhookRepository {
+ public:
+  explicit Webhooks(Session& s) : s_(s) {}
+  void insert(const WebhookDelivery& d) override {
+    s_.query(sql::kInsertDelivery, Params()
+                                       .add(d.id)
+                                       .add(d.run_id)
+                                       .add(d.url)
+                                       .add(d.payload)
+                                       .add(d.attempts)
+                                       .add(d.next_attempt_at)
+                                       .add(d.last_error)
+                                       .add(d.created_at)
+                                       .add(std::int64_t{d.failed ? 1 : 0}));
+  }
+  std::optional<WebhookDelivery> find(const std::string& id) override {
+    if (!is_uuid(id)) return std::nullopt;
+    auto r = s_.query(sql::kFindDelivery, Params().add(id));
+    if (r.rows() == 0) return std::nullopt;
+    return read_delivery(r, 0);
+  }
+  std::vector<WebhookDelivery> claim_due(Timestamp now, Timestamp lease_until,
+                                         int limit) override {
+    auto r = s_.query(sql::kClaimDeliveries,
+                      Params().add(now).add(lease_until).add(std::int64_t{limit}));
+    std::vector<WebhookDelivery> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(read_delivery(r, i));
+    return out;
+  }
+  std::optional<Timestamp> next_due() override {
+    auto r = s_.query(sql::kNextDue, Params());
+    if (r.rows() == 0) return std::nullopt;
+    return r.opt_int64(0, 0);
+  }
+  void record_failure(const std::string& id, Timestamp next_attempt_at, const std::string& error,
+                      bool give_up) override {
+    if (!is_uuid(id)) return;
+    s_.query(sql::kRecordDeliveryFailure, Params()
+                                              .add(id)
+                                              .add(next_attempt_at)
+                                              .add(error)
+                                              .add(std::int64_t{give_up ? 1 : 0}));
+  }
+  bool remove(const std::string& id) override {
+    if (!is_uuid(id)) return false;
+    return s_.query(sql::kDeleteDelivery, Params().add(id)).affected() > 0;
+  }
+
+ private:
+  Session& s_;
+};
+
 }  // namespace
 
 bool is_uuid(std::string_view s) {
@@ -237,19 +306,21 @@ bool is_uuid(std::string_view s) {
 }
 
 struct PgRepositories::Impl {
-  explicit Impl(Session& s) : users(s), threads(s), messages(s), runs(s), events(s), idem(s) {}
+  explicit Impl(Session& s)
+      : users(s), threads(s), messages(s), runs(s), events(s), idem(s), webhooks(s) {}
   Users users;
   Threads threads;
   Messages messages;
   Runs runs;
   Events events;
   Idempotency idem;
+  Webhooks webhooks;
 };
 
 PgRepositories::PgRepositories(Session& s)
     : impl_(std::make_unique<Impl>(s)),
-      repos_{impl_->users, impl_->threads, impl_->messages,
-             impl_->runs,  impl_->events,  impl_->idem} {}
+      repos_{impl_->users, impl_->threads, impl_->messages, impl_->runs,
+             impl_->events, impl_->idem,    impl_->webhooks} {}
 
 PgRepositories::~PgRepositories() = default;
 

@@ -53,11 +53,11 @@ inline constexpr const char* kListMessages =
   CHAT_PG_MS("r.started_at") ", " CHAT_PG_MS("r.finished_at") ", r.error, "              \
   "COALESCE(r.events_pruned_seq, "                                                       \
   "(SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = r.id)), "          \
-  "(r.events_pruned_seq IS NOT NULL)::int"
+  "(r.events_pruned_seq IS NOT NULL)::int, r.webhook"
 
 inline constexpr const char* kInsertRun =
-    "INSERT INTO runs(id, thread_id, message_id, status, created_at) "
-    "VALUES($1::uuid, $2::uuid, $3::uuid, $4, " CHAT_PG_TS("$5") ")";
+    "INSERT INTO runs(id, thread_id, message_id, status, created_at, webhook) "
+    "VALUES($1::uuid, $2::uuid, $3::uuid, $4, " CHAT_PG_TS("$5") ", $6)";
 inline constexpr const char* kFindRun =
     "SELECT " CHAT_PG_RUN_COLUMNS " FROM runs r WHERE r.id = $1::uuid";
 inline constexpr const char* kListRunsByThread =
@@ -103,6 +103,30 @@ inline constexpr const char* kInsertIdempotency =
     "INSERT INTO idempotency_keys(thread_id, key, response, created_at) "
     "VALUES($1::uuid, $2, $3, " CHAT_PG_TS("$4") ")";
 
+#define CHAT_PG_DELIVERY_COLUMNS                                                          \
+  "id, run_id, url, payload, attempts, " CHAT_PG_MS("next_attempt_at") ", last_error, " \
+  CHAT_PG_MS("created_at") ", failed::int"
+
+inline constexpr const char* kInsertDelivery =
+    "INSERT INTO webhook_deliveries(id, run_id, url, payload, attempts, next_attempt_at, "
+    "last_error, created_at, failed) VALUES($1::uuid, $2::uuid, $3, $4, $5::integer, "
+    CHAT_PG_TS("$6") ", $7, " CHAT_PG_TS("$8") ", $9::int <> 0)";
+inline constexpr const char* kFindDelivery =
+    "SELECT " CHAT_PG_DELIVERY_COLUMNS " FROM webhook_deliveries WHERE id = $1::uuid";
+// SKIP LOCKED: instances sharing the database claim disjoint deliveries without waiting.
+inline constexpr const char* kClaimDeliveries =
+    "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = " CHAT_PG_TS("$2")
+    " WHERE no IN (SELECT no FROM webhook_deliveries WHERE NOT failed AND next_attempt_at <= "
+    CHAT_PG_TS("$1") " ORDER BY next_attempt_at LIMIT $3::bigint FOR UPDATE SKIP LOCKED) "
+    "RETURNING " CHAT_PG_DELIVERY_COLUMNS;
+inline constexpr const char* kNextDue =
+    "SELECT " CHAT_PG_MS("MIN(next_attempt_at)") " FROM webhook_deliveries WHERE NOT failed";
+inline constexpr const char* kRecordDeliveryFailure =
+    "UPDATE webhook_deliveries SET next_attempt_at = " CHAT_PG_TS("$2") ", last_error = $3, "
+    "failed = $4::int <> 0 WHERE id = $1::uuid";
+inline constexpr const char* kDeleteDelivery = "DELETE FROM webhook_deliveries WHERE id = $1::uuid";
+
+#undef CHAT_PG_DELIVERY_COLUMNS
 #undef CHAT_PG_MS
 #undef CHAT_PG_TS
 

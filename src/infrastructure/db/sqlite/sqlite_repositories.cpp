@@ -31,7 +31,22 @@ Run read_run(const Statement& s) {
   r.error = s.opt_text(7);
   r.last_seq = s.int64(8);
   r.events_pruned = s.int64(9) != 0;
+  r.webhook = s.opt_text(10);
   return r;
+}
+
+WebhookDelivery read_delivery(const Statement& s) {
+  WebhookDelivery d;
+  d.id = s.text(0);
+  d.run_id = s.text(1);
+  d.url = s.text(2);
+  d.payload = s.text(3);
+  d.attempts = s.int64(4);
+  d.next_attempt_at = s.int64(5);
+  d.last_error = s.opt_text(6);
+  d.created_at = s.int64(7);
+  d.failed = s.int64(8) != 0;
+  return d;
 }
 
 class Users final : public UserRepository {
@@ -125,7 +140,7 @@ class Runs final : public RunRepository {
   explicit Runs(Connection& c) : c_(c) {}
   void insert(const Run& r) override {
     c_.prepare(sql::kInsertRun).bind(1, r.id).bind(2, r.thread_id).bind(3, r.message_id)
-        .bind(4, to_string(r.status)).bind(5, r.created_at).run();
+        .bind(4, to_string(r.status)).bind(5, r.created_at).bind(6, r.webhook).run();
   }
   std::optional<Run> find(const std::string& id) override {
     auto& s = c_.prepare(sql::kFindRun).bind(1, id);
@@ -214,22 +229,67 @@ class Idempotency final : public IdempotencyRepository {
   Connection& c_;
 };
 
+class Webhooks final : public WebhookRepository {
+ public:
+  explicit Webhooks(Connection& c) : c_(c) {}
+  void insert(const WebhookDelivery& d) override {
+    c_.prepare(sql::kInsertDelivery).bind(1, d.id).bind(2, d.run_id).bind(3, d.url)
+        .bind(4, d.payload).bind(5, d.attempts).bind(6, d.next_attempt_at).bind(7, d.last_error)
+        .bind(8, d.created_at).bind(9, std::int64_t{d.failed ? 1 : 0}).run();
+  }
+  std::optional<WebhookDelivery> find(const std::string& id) override {
+    auto& s = c_.prepare(sql::kFindDelivery).bind(1, id);
+    Reset r{s};
+    if (!s.step()) return std::nullopt;
+    return read_delivery(s);
+  }
+  std::vector<WebhookDelivery> claim_due(Timestamp now, Timestamp lease_until,
+                                         int limit) override {
+    auto& s = c_.prepare(sql::kClaimDeliveries).bind(1, now).bind(2, lease_until)
+                  .bind(3, std::int64_t{limit});
+    Reset r{s};
+    std::vector<WebhookDelivery> out;
+    while (s.step()) out.push_back(read_delivery(s));
+    return out;
+  }
+  std::optional<Timestamp> next_due() override {
+    auto& s = c_.prepare(sql::kNextDue);
+    Reset r{s};
+    if (!s.step()) return std::nullopt;
+    return s.opt_int64(0);
+  }
+  void record_failure(const std::string& id, Timestamp next_attempt_at, const std::string& error,
+                      bool give_up) override {
+    c_.prepare(sql::kRecordDeliveryFailure).bind(1, id).bind(2, next_attempt_at).bind(3, error)
+        .bind(4, std::int64_t{give_up ? 1 : 0}).run();
+  }
+  bool remove(const std::string& id) override {
+    c_.prepare(sql::kDeleteDelivery).bind(1, id).run();
+    return c_.changes() > 0;
+  }
+
+ private:
+  Connection& c_;
+};
+
 }  // namespace
 
 struct SqliteRepositories::Impl {
-  explicit Impl(Connection& c) : users(c), threads(c), messages(c), runs(c), events(c), idem(c) {}
+  explicit Impl(Connection& c)
+      : users(c), threads(c), messages(c), runs(c), events(c), idem(c), webhooks(c) {}
   Users users;
   Threads threads;
   Messages messages;
   Runs runs;
   Events events;
   Idempotency idem;
+  Webhooks webhooks;
 };
 
 SqliteRepositories::SqliteRepositories(Connection& c)
     : impl_(std::make_unique<Impl>(c)),
-      repos_{impl_->users, impl_->threads, impl_->messages,
-             impl_->runs,  impl_->events,  impl_->idem} {}
+      repos_{impl_->users, impl_->threads, impl_->messages, impl_->runs,
+             impl_->events, impl_->idem,    impl_->webhooks} {}
 
 SqliteRepositories::~SqliteRepositories() = default;
 

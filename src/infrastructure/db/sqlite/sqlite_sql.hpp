@@ -38,10 +38,11 @@ inline constexpr const char* kListMessages =
   "r.id, r.thread_id, r.message_id, r.status, r.created_at, r.started_at, r.finished_at, " \
   "r.error, COALESCE(r.events_pruned_seq, "                                                  \
   "(SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = r.id)), "               \
-  "r.events_pruned_seq IS NOT NULL"
+  "r.events_pruned_seq IS NOT NULL, r.webhook"
 
 inline constexpr const char* kInsertRun =
-    "INSERT INTO runs(id, thread_id, message_id, status, created_at) VALUES(?1, ?2, ?3, ?4, ?5)";
+    "INSERT INTO runs(id, thread_id, message_id, status, created_at, webhook) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
 inline constexpr const char* kFindRun = "SELECT " CHAT_RUN_COLUMNS " FROM runs r WHERE r.id = ?1";
 inline constexpr const char* kListRunsByThread =
     "SELECT " CHAT_RUN_COLUMNS " FROM runs r WHERE r.thread_id = ?1 ORDER BY r.no";
@@ -77,5 +78,27 @@ inline constexpr const char* kFindIdempotency =
     "SELECT response FROM idempotency_keys WHERE thread_id = ?1 AND key = ?2";
 inline constexpr const char* kInsertIdempotency =
     "INSERT INTO idempotency_keys(thread_id, key, response, created_at) VALUES(?1, ?2, ?3, ?4)";
+
+#define CHAT_DELIVERY_COLUMNS \
+  "id, run_id, url, payload, attempts, next_attempt_at, last_error, created_at, failed"
+
+inline constexpr const char* kInsertDelivery =
+    "INSERT INTO webhook_deliveries(id, run_id, url, payload, attempts, next_attempt_at, "
+    "last_error, created_at, failed) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+inline constexpr const char* kFindDelivery =
+    "SELECT " CHAT_DELIVERY_COLUMNS " FROM webhook_deliveries WHERE id = ?1";
+// One writer at a time on SQLite: the UPDATE alone makes the claim exclusive.
+inline constexpr const char* kClaimDeliveries =
+    "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?2 "
+    "WHERE no IN (SELECT no FROM webhook_deliveries WHERE failed = 0 AND next_attempt_at <= ?1 "
+    "ORDER BY next_attempt_at, no LIMIT ?3) RETURNING " CHAT_DELIVERY_COLUMNS;
+inline constexpr const char* kNextDue =
+    "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE failed = 0";
+inline constexpr const char* kRecordDeliveryFailure =
+    "UPDATE webhook_deliveries SET next_attempt_at = ?2, last_error = ?3, failed = ?4 "
+    "WHERE id = ?1";
+inline constexpr const char* kDeleteDelivery = "DELETE FROM webhook_deliveries WHERE id = ?1";
+
+#undef CHAT_DELIVERY_COLUMNS
 
 }  // namespace chat::infra::sqlite::sql
