@@ -57,6 +57,8 @@ struct Config {
   std::string admin_key;      ///< api_key mode: creates users; never logged
   std::string metrics_token;  ///< non-empty: /metrics needs it; never logged
   std::int64_t event_retention_ms = 0;  ///< 0: keep events forever
+  std::string instances = "single";     ///< single | multi (several instances, PostgreSQL)
+  std::int64_t run_lease_ms = 10000;    ///< multi: how long a run's claim holds unrenewed
 };
 
 /// Parses argv (without argv[0]) and the environment.
