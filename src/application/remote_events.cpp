@@ -5,6 +5,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -47,7 +48,10 @@ void RemoteEventFeed::kick_locked(const std::string& run_id, State& st) {
   }
   st.busy = true;
   st.again = false;
-  boost::asio::co_spawn(ex_, fetch(run_id), boost::asio::detached);
+  // Posted: co_spawn may start the coroutine inline, and it takes the lock held here.
+  boost::asio::post(ex_, [this, run_id] {
+    boost::asio::co_spawn(ex_, fetch(run_id), boost::asio::detached);
+  });
 }
 
 Task<void> RemoteEventFeed::fetch(std::string run_id) {
@@ -95,19 +99,29 @@ Task<void> RemoteEventFeed::fetch(std::string run_id) {
       }
       const auto last = events.back()->seq;
       hub_.publish_remote(events);
-      std::lock_guard lock(mu_);
-      runs_[run_id].cursor = last;
-      delivered_ += events.size();
+      {
+        std::lock_guard lock(mu_);
+        runs_[run_id].cursor = last;
+        delivered_ += events.size();
+      }
     }
-    std::lock_guard lock(mu_);
-    auto& st = runs_[run_id];
-    if (page.size() == static_cast<std::size_t>(kPage) || (st.again && !ended)) continue;
-    st.busy = false;
-    if (ended || !hub_.has_subscribers(run_id)) runs_.erase(run_id);
-    co_return;
+    // No lock across a co_await or a jump out of its scope (GCC 12 coroutines).
+    bool more = false;
+    {
+      std::lock_guard lock(mu_);
+      auto& st = runs_[run_id];
+      more = page.size() == static_cast<std::size_t>(kPage) || (st.again && !ended);
+      if (!more) {
+        st.busy = false;
+        if (ended || !hub_.has_subscribers(run_id)) runs_.erase(run_id);
+      }
+    }
+    if (!more) co_return;
   }
-  std::lock_guard lock(mu_);
-  runs_.erase(run_id);
+  {
+    std::lock_guard lock(mu_);
+    runs_.erase(run_id);
+  }
 }
 
 }  // namespace chat::app

@@ -44,28 +44,33 @@ void RunScheduler::start_cluster() {
 }
 
 void RunScheduler::wake() {
-  std::lock_guard lock(mu_);
-  if (!cluster_ || stopping_) return;
-  if (claiming_) {
-    claim_again_ = true;
-    return;
+  {
+    std::lock_guard lock(mu_);
+    if (!cluster_ || stopping_) return;
+    if (claiming_) {
+      claim_again_ = true;
+      return;
+    }
+    claiming_ = true;
+    claim_again_ = false;
   }
-  claiming_ = true;
-  claim_again_ = false;
+  // Outside the lock: co_spawn may start the loop inline, and it takes the lock.
   boost::asio::co_spawn(io_, claim_loop(), boost::asio::detached);
 }
 
 // One claim at a time: a claim that finds nothing ends the loop unless a wake came meanwhile.
 Task<void> RunScheduler::claim_loop() {
   for (;;) {
+    bool full = false;
     {
       std::lock_guard lock(mu_);
-      if (stopping_ || controls_.size() >= max_concurrent_) {
+      full = stopping_ || controls_.size() >= max_concurrent_;
+      if (full)
         claiming_ = false;  // a run ending here wakes it again
-        co_return;
-      }
-      claim_again_ = false;
+      else
+        claim_again_ = false;
     }
+    if (full) co_return;
     std::optional<std::pair<std::string, std::string>> got;
     std::string failure;
     try {
@@ -74,16 +79,20 @@ Task<void> RunScheduler::claim_loop() {
       failure = e.what();
     }
     if (!failure.empty() && copts_.log) copts_.log->warn("claiming a queued run failed: " + failure);
-    std::lock_guard lock(mu_);
-    if (got) {
-      start_locked(got->first, got->second, true);
-      continue;
+    // No lock is held across a co_await or a jump out of its scope (GCC 12 coroutines have
+    // mishandled destructors there): decide under the lock, act after it.
+    bool stop = false;
+    {
+      std::lock_guard lock(mu_);
+      if (got) {
+        start_locked(got->first, got->second, true);
+      } else if (!claim_again_ || !failure.empty()) {
+        // Nothing claimable (or the database is away: the lease loop wakes us again).
+        claiming_ = false;
+        stop = true;
+      }
     }
-    // Nothing claimable (or the database is away: the lease loop wakes us again).
-    if (!claim_again_ || !failure.empty()) {
-      claiming_ = false;
-      co_return;
-    }
+    if (stop) co_return;
   }
 }
 
@@ -96,11 +105,13 @@ Task<void> RunScheduler::lease_loop() {
   }
   for (;;) {
     std::vector<std::string> local;
+    bool stop = false;
     {
       std::lock_guard lock(mu_);
-      if (stopping_) co_return;
+      stop = stopping_;
       for (const auto& [id, ctl] : controls_) local.push_back(id);
     }
+    if (stop) co_return;
     std::optional<RunExecutor::LeaseTick> tick;
     std::string failure;
     try {
