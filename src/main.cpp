@@ -19,6 +19,7 @@
 #include "application/chat_service.hpp"
 #include "application/event_hub.hpp"
 #include "application/run_executor.hpp"
+#include "application/remote_events.hpp"
 #include "application/run_scheduler.hpp"
 #include "application/webhooks.hpp"
 #include "infrastructure/config/config.hpp"
@@ -26,6 +27,7 @@
 #include "infrastructure/db/sqlite/sqlite_database.hpp"
 #include "infrastructure/db/sqlite/sqlite_migrations.hpp"
 #include "infrastructure/db/postgres/pg_database.hpp"
+#include "infrastructure/db/postgres/pg_event_bus.hpp"
 #include "infrastructure/db/postgres/pg_migrations.hpp"
 #include "infrastructure/engines/demo_engine.hpp"
 #include "infrastructure/engines/openai_engine.hpp"
@@ -44,11 +46,14 @@ int usage_error(const std::string& msg) {
 }
 
 // The adapter the URL names: PostgreSQL for postgresql:// and postgres://, else SQLite.
-std::unique_ptr<app::Database> open_database(const infra::Config& cfg, bool migrate) {
+// `instance`: several instances (PostgreSQL only): this one's id, named in its NOTIFYs.
+std::unique_ptr<app::Database> open_database(const infra::Config& cfg, bool migrate,
+                                             const std::string& instance = {}) {
   if (infra::pg::is_postgres_url(cfg.database_url)) {
     infra::pg::PgOptions o;
     o.connect.url = cfg.database_url;
     o.migrate = migrate;
+    o.notify_instance = instance;
     try {
       return std::make_unique<infra::pg::PgDatabase>(o);
     } catch (const std::exception& e) {
@@ -164,11 +169,18 @@ web::AuthPolicy auth_policy(const infra::Config& cfg) {
 
 int serve(const infra::Config& cfg) {
   const auto auth = auth_policy(cfg);  // refused before anything opens
-  auto db = open_database(cfg, cfg.migrate);
+  const bool multi = cfg.instances == "multi";
+  if (multi && !infra::pg::is_postgres_url(cfg.database_url))
+    throw infra::ConfigError(
+        "--instances/CHATBOT_INSTANCES multi needs a PostgreSQL --database/DATABASE_URL");
+  infra::RandomIds ids;
+  // Several instances: a new id at every start, so a restarted process never takes its dead
+  // predecessor's leases for its own.
+  const std::string instance_id = multi ? ids.uuid() : std::string();
+  auto db = open_database(cfg, cfg.migrate, instance_id);
 
   boost::asio::io_context io;
   infra::SystemClock clock;
-  infra::RandomIds ids;
   infra::SpdLogger log;
   app::EventHub hub(cfg.subscriber_queue);
   auto engine_ptr = make_engine(cfg, io, log);
@@ -179,6 +191,25 @@ int serve(const infra::Config& cfg) {
   limits.max_content_bytes = cfg.max_content_bytes;
   limits.subscriber_queue = cfg.subscriber_queue;
   app::ChatService service(*db, hub, scheduler, clock, ids, limits);
+  std::unique_ptr<app::RemoteEventFeed> feed;
+  std::unique_ptr<infra::pg::PgEventBus> bus;
+  if (multi) {
+    feed = std::make_unique<app::RemoteEventFeed>(*db, hub, io.get_executor(), log);
+    infra::pg::ConnectOptions co;
+    co.url = cfg.database_url;
+    infra::pg::PgEventBus::Handlers h;
+    h.events = [&feed](const std::vector<app::RemoteEventFeed::Change>& c) { feed->runs_changed(c); };
+    h.catch_up = [&feed] { feed->catch_up_all(); };
+    h.runs_queued = [&scheduler] { scheduler.wake(); };
+    h.cancel = [&scheduler](const std::string& run_id) { scheduler.cancel_local(run_id); };
+    bus = std::make_unique<infra::pg::PgEventBus>(co, instance_id, std::move(h));
+    app::RunScheduler::ClusterOptions copts;
+    copts.instance_id = instance_id;
+    copts.lease = std::chrono::milliseconds(cfg.run_lease_ms);
+    copts.bus = bus.get();
+    copts.log = &log;
+    scheduler.enable_cluster(copts);
+  }
   infra::OpenSslKeys keys;
   if (auth.api_keys) service.set_key_service(keys);
 
@@ -252,13 +283,18 @@ int serve(const infra::Config& cfg) {
   }
 
   // Runs a previous process left behind: `running` ones are finalized, `queued` ones resume.
-  auto queued = boost::asio::co_spawn(io, executor.recover(), boost::asio::use_future);
+  // Several instances: only lapsed leases are finalized (by the lease loop), never all runs.
+  auto queued = boost::asio::co_spawn(io, executor.recover(multi), boost::asio::use_future);
   std::vector<std::thread> threads;
   const int n = cfg.io_threads > 0 ? cfg.io_threads
                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto work = boost::asio::make_work_guard(io);
   for (int i = 0; i < n; ++i) threads.emplace_back([&io] { io.run(); });
   for (auto& [thread_id, run_id] : queued.get()) scheduler.enqueue(thread_id, run_id);
+  if (multi) {
+    bus->start();
+    scheduler.start_cluster();
+  }
 
   if (cfg.event_retention_ms > 0) {
     // Often enough that nothing outlives the retention by much, never more than once a second.
@@ -271,8 +307,9 @@ int serve(const infra::Config& cfg) {
   }
   if (webhook_worker) webhook_worker->start();  // also sends what a previous process left
   server.start();
-  spdlog::info("chatbot {} serving on http://{}:{} (database {}, engine {})", CHAT_VERSION,
-               cfg.host, port, infra::pg::redact_url(cfg.database_url), cfg.engine);
+  spdlog::info("chatbot {} serving on http://{}:{} (database {}, engine {}{})", CHAT_VERSION,
+               cfg.host, port, infra::pg::redact_url(cfg.database_url), cfg.engine,
+               multi ? ", one of several instances: " + instance_id : std::string());
 
   // Shutdown: stop accepting, give running runs a grace period, then cancel them, end the
   // streams, flush the writer.
@@ -292,6 +329,16 @@ int serve(const infra::Config& cfg) {
   const auto hard = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   while (scheduler.running() > 0 && std::chrono::steady_clock::now() < hard)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (multi) {
+    // What did not end in time is finalized by another instance at its next lease tick.
+    auto released = boost::asio::co_spawn(io, executor.release(instance_id), boost::asio::use_future);
+    if (released.wait_for(std::chrono::seconds(2)) == std::future_status::ready) try {
+        released.get();
+      } catch (const std::exception& e) {
+        spdlog::warn("could not release run leases: {}", e.what());
+      }
+    bus->stop();
+  }
   hub.close_all();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   work.reset();

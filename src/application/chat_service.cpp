@@ -349,7 +349,13 @@ Task<Result<RunStatus>> ChatService::cancel_run(std::string run_id) {
       auto cur = r.runs.find(id);
       if (!cur) return std::nullopt;
       if (cur->status != RunStatus::queued) return cur->status;
-      r.runs.finish(id, RunStatus::canceled, now, std::nullopt);
+      // Several instances: another one may claim the run meanwhile; cancel only a queued run.
+      if (r.leases && !r.leases->cancel_queued(id, now)) {
+        auto again = r.runs.find(id);
+        if (!again) return std::nullopt;
+        return again->status;
+      }
+      if (!r.leases) r.runs.finish(id, RunStatus::canceled, now, std::nullopt);
       auto events = terminal_events(id, cur->last_seq, RunStatus::canceled, "", "", "", now);
       const auto last_seq = events.back().seq;
       append_and_publish(tx, hub_, std::move(events));
@@ -373,13 +379,17 @@ Task<Result<RunStatus>> ChatService::cancel_run(std::string run_id) {
 Task<RunStatus> ChatService::cancel_running(const domain::Run& run) {
   auto ex = co_await boost::asio::this_coro::executor;
   auto sub = hub_.subscribe(run.id, ex, 1 << 16);
-  scheduler_.request_cancel(run.id);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   std::vector<EventPtr> got;
+  bool requested = false;
   while (std::chrono::steady_clock::now() < deadline) {
     auto cur = co_await get_run(run.id);
     if (!cur) co_return RunStatus::canceled;  // deleted meanwhile
     if (domain::is_terminal(cur->status)) co_return cur->status;
+    // Repeated while waiting: with several instances the request goes over the bus, and the
+    // instance that just claimed the run may not have had it registered the first time.
+    if (!requested || scheduler_.clustered()) scheduler_.request_cancel(run.id);
+    requested = true;
     co_await sub->wait(std::chrono::milliseconds(250));
     got.clear();
     sub->drain(got);

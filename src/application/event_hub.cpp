@@ -145,6 +145,28 @@ void EventHub::publish(const std::vector<EventPtr>& events) {
   }
 }
 
+void EventHub::publish_remote(const std::vector<EventPtr>& events) {
+  std::lock_guard lock(mu_);
+  for (const auto& e : events) {
+    auto it = subs_.find(e->run_id);
+    if (it == subs_.end()) continue;
+    for (auto& s : it->second) s->push(e);
+  }
+}
+
+bool EventHub::has_subscribers(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  return subs_.count(run_id) > 0;
+}
+
+std::vector<std::string> EventHub::subscribed_runs() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  out.reserve(subs_.size());
+  for (const auto& [run, v] : subs_) out.push_back(run);
+  return out;
+}
+
 void EventHub::close_all() {
   std::lock_guard lock(mu_);
   for (auto& [run, v] : subs_)

@@ -96,6 +96,12 @@ class EventHub {
   /// Hands committed events to the subscribers of their runs, in order.
   void publish(const std::vector<EventPtr>& events);
   void publish(const EventPtr& e);
+  /// Events another instance committed (several instances): handed to subscribers like any
+  /// others, but not counted as published here (the instance that committed them counts them).
+  void publish_remote(const std::vector<EventPtr>& events);
+  bool has_subscribers(const std::string& run_id) const;
+  /// The runs with at least one subscriber now.
+  std::vector<std::string> subscribed_runs() const;
   /// Closes every subscription (shutdown).
   void close_all();
 

@@ -200,27 +200,43 @@ void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<RunEvent> events
   tx.after_commit([&hub, ptrs = std::move(ptrs)] { hub.publish(ptrs); });
 }
 
-Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> ctl) {
+Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> ctl,
+                                bool claimed) {
   std::optional<Started> started;
   try {
     const auto now = clock_.now();
-    started = co_await db_.write([&](WriteTx& tx) -> std::optional<Started> {
-      auto& r = tx.repos();
-      if (!r.runs.mark_running(run_id, now)) return std::nullopt;
-      auto run = r.runs.find(run_id);
-      if (!run) return std::nullopt;
-      Started s{*run, {}, run->last_seq};
-      for (auto& m : r.messages.list_by_thread(run->thread_id)) {
-        const bool mine = m.id == run->message_id;
-        s.history.push_back(std::move(m));
-        if (mine) break;
-      }
-      append_and_publish(tx, hub_,
-                         {RunEvent{run_id, s.seq + 1, EventType::state,
-                                   status_json(RunStatus::running), now}});
-      s.seq += 1;
-      return s;
-    });
+    if (claimed) {
+      // Already running with its `state` event (claim()): read what the engine needs.
+      started = co_await db_.read([&](domain::Repositories& r) -> std::optional<Started> {
+        auto run = r.runs.find(run_id);
+        if (!run || run->status != RunStatus::running) return std::nullopt;
+        Started s{*run, {}, run->last_seq};
+        for (auto& m : r.messages.list_by_thread(run->thread_id)) {
+          const bool mine = m.id == run->message_id;
+          s.history.push_back(std::move(m));
+          if (mine) break;
+        }
+        return s;
+      });
+    } else {
+      started = co_await db_.write([&](WriteTx& tx) -> std::optional<Started> {
+        auto& r = tx.repos();
+        if (!r.runs.mark_running(run_id, now)) return std::nullopt;
+        auto run = r.runs.find(run_id);
+        if (!run) return std::nullopt;
+        Started s{*run, {}, run->last_seq};
+        for (auto& m : r.messages.list_by_thread(run->thread_id)) {
+          const bool mine = m.id == run->message_id;
+          s.history.push_back(std::move(m));
+          if (mine) break;
+        }
+        append_and_publish(tx, hub_,
+                           {RunEvent{run_id, s.seq + 1, EventType::state,
+                                     status_json(RunStatus::running), now}});
+        s.seq += 1;
+        return s;
+      });
+    }
   } catch (const std::exception& e) {
     log_.error("run " + run_id + ": could not start: " + e.what());
     co_return;
@@ -244,6 +260,11 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
     }
   }
   ctl->cancel_hook = nullptr;
+  if (ctl->lease_lost.load()) {
+    // Another instance ended the run (our lease lapsed): its log is closed.
+    log_.warn("run " + run_id + ": lease lost; another instance finalized it");
+    co_return;
+  }
   try {
     co_await sink.drain();
   } catch (const std::exception& e) {
@@ -294,7 +315,58 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
   }
 }
 
-Task<std::vector<std::pair<std::string, std::string>>> RunExecutor::recover() {
+Task<std::optional<std::pair<std::string, std::string>>> RunExecutor::claim(
+    const std::string& owner, std::chrono::milliseconds lease) {
+  const auto now = clock_.now();
+  co_return co_await db_.write(
+      [&](WriteTx& tx) -> std::optional<std::pair<std::string, std::string>> {
+        auto& r = tx.repos();
+        if (!r.leases) throw std::logic_error("several instances need PostgreSQL");
+        auto run = r.leases->claim_next(owner, lease.count(), now);
+        if (!run) return std::nullopt;
+        append_and_publish(tx, hub_,
+                           {RunEvent{run->id, run->last_seq + 1, EventType::state,
+                                     status_json(RunStatus::running), now}});
+        return std::make_pair(run->thread_id, run->id);
+      });
+}
+
+Task<RunExecutor::LeaseTick> RunExecutor::lease_tick(const std::string& owner,
+                                                     std::chrono::milliseconds lease,
+                                                     bool renew) {
+  const auto now = clock_.now();
+  auto tick = co_await db_.write([&](WriteTx& tx) {
+    auto& r = tx.repos();
+    if (!r.leases) throw std::logic_error("several instances need PostgreSQL");
+    LeaseTick t;
+    if (renew) t.renewed = r.leases->renew(owner, lease.count());
+    for (const auto& run : r.leases->expire_lapsed(now, "executor lost")) {
+      auto events =
+          terminal_events(run.id, run.last_seq, RunStatus::error, "", "", "executor lost", now);
+      const auto last_seq = events.back().seq;
+      append_and_publish(tx, hub_, std::move(events));
+      if (webhooks_)
+        webhooks_->run_ended(
+            tx, ended_view(run, RunStatus::error, now, std::string("executor lost"), last_seq),
+            now);
+      ++t.expired;
+    }
+    return t;
+  });
+  if (tick.expired > 0)
+    log_.warn("finalized " + std::to_string(tick.expired) +
+              " run(s) whose instance stopped renewing their lease as executor lost");
+  co_return tick;
+}
+
+Task<void> RunExecutor::release(const std::string& owner) {
+  co_await db_.write([&](WriteTx& tx) {
+    if (tx.repos().leases) tx.repos().leases->release(owner);
+  });
+}
+
+Task<std::vector<std::pair<std::string, std::string>>> RunExecutor::recover(bool cluster) {
+  if (cluster) co_return std::vector<std::pair<std::string, std::string>>{};
   const auto now = clock_.now();
   const auto lost_runs = co_await db_.write([&](WriteTx& tx) {
     auto& r = tx.repos();

@@ -7,7 +7,9 @@
 /// Thread safety: one RunExecutor serves all runs; `execute` coroutines run on their run's
 /// strand. Cancellation: through the RunControl (see run_scheduler.hpp).
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "application/database.hpp"
@@ -39,11 +41,28 @@ class RunExecutor {
       : db_(db), hub_(hub), engine_(engine), clock_(clock), ids_(ids), log_(log) {}
 
   /// Never throws; failures end the run with `error` (or are logged if even that fails).
-  Task<void> execute(std::string run_id, std::shared_ptr<RunControl> ctl);
+  /// `claimed`: the run was claimed (several instances) and is already `running`, with its
+  /// `state` event.
+  Task<void> execute(std::string run_id, std::shared_ptr<RunControl> ctl, bool claimed = false);
 
   /// At start-up: every run left `running` by a dead process is finalized `error`
   /// ("executor lost"). Returns the queued runs (thread_id, run_id) in creation order.
-  Task<std::vector<std::pair<std::string, std::string>>> recover();
+  /// Several instances: runs are recovered by lease (lease_tick), never here; returns nothing.
+  Task<std::vector<std::pair<std::string, std::string>>> recover(bool cluster = false);
+
+  /// Several instances: claims the next claimable run for `owner` and appends its `running`
+  /// state in the same transaction. (thread_id, run_id), or nothing to claim.
+  Task<std::optional<std::pair<std::string, std::string>>> claim(const std::string& owner,
+                                                                 std::chrono::milliseconds lease);
+  struct LeaseTick {
+    std::vector<std::string> renewed;  ///< runs of `owner` still running and now renewed
+    std::size_t expired = 0;           ///< lapsed runs (anyone's) finalized by this tick
+  };
+  /// Several instances, every lease/3: renews `owner`'s leases (when `renew`) and finalizes
+  /// every run whose lease lapsed with `error` ("executor lost") and its usual ending events.
+  Task<LeaseTick> lease_tick(const std::string& owner, std::chrono::milliseconds lease, bool renew);
+  /// Ends `owner`'s leases now (shutdown): the next tick anywhere finalizes what is left.
+  Task<void> release(const std::string& owner);
 
   /// Turns webhooks on: every ending queues its delivery in the finalizing transaction.
   /// `outbox` must outlive the executor; call before any run starts.

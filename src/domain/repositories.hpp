@@ -107,6 +107,28 @@ class WebhookRepository {
   virtual bool remove(const std::string& id) = 0;
 };
 
+/// Several instances on one database (PostgreSQL only): a run is executed by the instance that
+/// claimed it, for as long as that instance renews its lease. Instance ids are opaque strings.
+class RunLeaseRepository {
+ public:
+  virtual ~RunLeaseRepository() = default;
+  /// Claims the oldest queued run whose thread has no running run and no older queued run,
+  /// skipping rows other transactions hold: queued → running, owned by `owner` for `lease_ms`
+  /// (database clock). The run as it is now, with last_seq.
+  virtual std::optional<Run> claim_next(const std::string& owner, std::int64_t lease_ms,
+                                        Timestamp at) = 0;
+  /// Extends the lease of every running run of `owner`; returns their ids.
+  virtual std::vector<std::string> renew(const std::string& owner, std::int64_t lease_ms) = 0;
+  /// running → error (`error`) for every run whose lease lapsed, skipping rows other
+  /// transactions hold; returns them as they were (with last_seq), so the caller appends the
+  /// ending right after it.
+  virtual std::vector<Run> expire_lapsed(Timestamp at, const std::string& error) = 0;
+  /// queued → canceled, only if still queued (another instance may have claimed it).
+  virtual bool cancel_queued(const std::string& id, Timestamp at) = 0;
+  /// Ends `owner`'s leases now (graceful shutdown): the next tick of any instance finalizes.
+  virtual void release(const std::string& owner) = 0;
+};
+
 /// The repositories of one connection, as a job sees them.
 struct Repositories {
   UserRepository& users;
@@ -116,6 +138,8 @@ struct Repositories {
   RunEventRepository& events;
   IdempotencyRepository& idempotency;
   WebhookRepository& webhooks;
+  /// Null unless the backend supports several instances (PostgreSQL).
+  RunLeaseRepository* leases = nullptr;
 };
 
 }  // namespace chat::domain

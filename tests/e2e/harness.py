@@ -507,12 +507,15 @@ class Server:
 
     host = "127.0.0.1"
 
-    def __init__(self, args=None, env=None, ready_timeout=15.0):
+    def __init__(self, args=None, env=None, ready_timeout=15.0, database_url=None):
+        """`database_url`: share that database (several instances on one PostgreSQL) instead of
+        a fresh one."""
         self.args = list(args or [])
         self.env = dict(env or {})
         self.ready_timeout = ready_timeout
         self.tmpdir = tempfile.mkdtemp(prefix="chatbot-e2e-")
-        self.database_url = fresh_external_database() or "sqlite:%s" % os.path.join(self.tmpdir, "chatbot.db")
+        self.database_url = (database_url or fresh_external_database()
+                             or "sqlite:%s" % os.path.join(self.tmpdir, "chatbot.db"))
         self.proc = None
         self.port = None
         self.generation = 0

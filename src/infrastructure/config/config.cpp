@@ -329,6 +329,19 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.webhook_timeout_s = parse_seconds(v, n, 0.05);
        }},
+      {"--instances", "CHATBOT_INSTANCES", nullptr,
+       "single | multi: with multi, several instances share one PostgreSQL database (runs "
+       "claimed with a lease, events and cancels across instances by LISTEN/NOTIFY; README: "
+       "Running several instances) (default single)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.instances = one_of(v, n, {"single", "multi"});
+       }},
+      {"--run-lease", "CHATBOT_RUN_LEASE", nullptr,
+       "multi: an instance that stops renewing its runs' lease (it died) has them finalized "
+       "with error \"executor lost\" by another after this long: <n>s or <n>m (default 10s)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.run_lease_ms = parse_duration_ms(v, n);
+       }},
       {"--no-migrate", nullptr, nullptr, "serve: do not apply pending migrations at start",
        [](Config& c, const std::string&, const std::string&) { c.migrate = false; }, true},
   };

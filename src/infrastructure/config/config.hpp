@@ -62,6 +62,8 @@ struct Config {
   std::int64_t webhook_retry_base_ms = 1000;
   int webhook_max_attempts = 20;
   double webhook_timeout_s = 10;
+  std::string instances = "single";     ///< single | multi (several instances, PostgreSQL)
+  std::int64_t run_lease_ms = 10000;    ///< multi: how long a run's claim holds unrenewed
 };
 
 /// Parses argv (without argv[0]) and the environment.

@@ -305,7 +305,7 @@ struct MemoryRepositories::Impl {
 MemoryRepositories::MemoryRepositories(MemoryState& s)
     : impl_(std::make_unique<Impl>(s)),
       repos_{impl_->users, impl_->threads, impl_->messages, impl_->runs,
-             impl_->events, impl_->idem,    impl_->webhooks} {}
+             impl_->events, impl_->idem,    impl_->webhooks, nullptr} {}
 
 MemoryRepositories::~MemoryRepositories() = default;
 

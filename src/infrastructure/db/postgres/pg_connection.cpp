@@ -183,6 +183,24 @@ bool Connection::alive() {
   return !broken_;
 }
 
+int Connection::socket() const { return conn_ ? PQsocket(conn_) : -1; }
+
+void Connection::consume_input() {
+  if (!ok() || PQconsumeInput(conn_) != 1 || PQstatus(conn_) != CONNECTION_OK) {
+    broken_ = true;
+    throw PgError("postgres: connection lost: " + trimmed(conn_ ? PQerrorMessage(conn_) : ""), "",
+                  true);
+  }
+}
+
+std::optional<Connection::Notification> Connection::next_notification() {
+  PGnotify* n = conn_ ? PQnotifies(conn_) : nullptr;
+  if (!n) return std::nullopt;
+  Notification out{n->relname ? n->relname : "", n->extra ? n->extra : ""};
+  PQfreemem(n);
+  return out;
+}
+
 bool Connection::in_transaction() const {
   const auto s = PQtransactionStatus(conn_);
   return s == PQTRANS_INTRANS || s == PQTRANS_INERROR || s == PQTRANS_ACTIVE;

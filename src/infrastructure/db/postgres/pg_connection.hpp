@@ -122,6 +122,18 @@ class Connection {
   /// If one fails, the ones after it do not run and the first error is thrown.
   std::vector<Result> pipeline(const std::vector<Query>& qs);
 
+  /// LISTEN support. The socket to wait on for notifications.
+  int socket() const;
+  /// Reads whatever the server sent, without blocking; throws PgError (connection_lost) if
+  /// the connection broke.
+  void consume_input();
+  struct Notification {
+    std::string channel;
+    std::string payload;
+  };
+  /// The next notification consume_input() received, if any.
+  std::optional<Notification> next_notification();
+
   /// Transaction status as libpq sees it: true inside a transaction block (also a failed one).
   bool in_transaction() const;
 

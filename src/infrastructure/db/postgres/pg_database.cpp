@@ -71,6 +71,19 @@ std::exception_ptr own_copy(const std::exception_ptr& e) {
   }
 }
 
+// Another instance's transaction got there first (a duplicate idempotency key, a run's seq
+// taken by the instance that finalized it) or the two deadlocked: the job, run again on the
+// state it now sees, usually succeeds (e.g. finds the stored idempotency key).
+bool conflict(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const PgError& pe) {
+    return pe.sqlstate == "23505" || pe.sqlstate == "40P01" || pe.sqlstate == "40001";
+  } catch (...) {
+    return false;
+  }
+}
+
 }  // namespace
 
 PgDatabase::Slot::Slot() = default;
@@ -83,7 +96,7 @@ PgDatabase::Slot::~Slot() {
 
 PgDatabase::PgDatabase(PgOptions opts) : opts_(std::move(opts)) {
   writer_slot_ = std::make_unique<Slot>();
-  connect(*writer_slot_);
+  connect(*writer_slot_, true);
   if (opts_.migrate)
     migrate(*writer_slot_->conn);
   else
@@ -144,12 +157,13 @@ void PgDatabase::submit_read(ReadJob job, Done done) {
 
 // ------------------------------------------------------------------------------ connections
 
-void PgDatabase::connect(Slot& s) {
+void PgDatabase::connect(Slot& s, bool writer) {
   s.repos.reset();
   s.session.reset();
   s.conn.reset();
   s.conn = std::make_unique<Connection>(opts_.connect);
   s.session = std::make_unique<Session>(*s.conn);
+  if (writer || &s == writer_slot_.get()) s.session->set_notify_instance(opts_.notify_instance);
   s.repos = std::make_unique<PgRepositories>(*s.session);
 }
 
@@ -213,7 +227,7 @@ void PgDatabase::writer_loop() {
   }
 }
 
-void PgDatabase::run_batch(std::vector<Pending>& batch) {
+void PgDatabase::run_batch(std::vector<Pending>& batch, bool retried_conflict) {
   Slot& slot = *writer_slot_;
   std::exception_ptr err;
   bool lost = false;
@@ -276,6 +290,10 @@ void PgDatabase::run_batch(std::vector<Pending>& batch) {
     // committed, so the batch runs again on a fresh connection. After COMMIT was sent the
     // outcome is unknown: never replay then.
     if (!lost || ambiguous || attempt > 0 || !slot.conn || slot.conn->ok()) break;
+  }
+  if (batch.size() == 1 && !lost && conflict(err) && !retried_conflict) {
+    run_batch(batch, true);
+    return;
   }
   if (lost || batch.size() == 1 || timed_out(err)) {
     err = classified(err);

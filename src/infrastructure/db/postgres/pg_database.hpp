@@ -43,6 +43,9 @@ struct PgOptions {
   int readers = 4;               ///< reader threads, each with a connection
   std::size_t max_batch = 4096;  ///< write jobs per transaction at most
   bool migrate = true;           ///< apply pending migrations at open (else: check the version)
+  /// Several instances: this instance's id; every batch that appends events NOTIFYs the
+  /// others (see Session::set_notify_instance). Empty: one instance, no NOTIFY.
+  std::string notify_instance;
 };
 
 class PgDatabase final : public app::Database, public DbStatsSource {
@@ -90,10 +93,11 @@ class PgDatabase final : public app::Database, public DbStatsSource {
   };
   void writer_loop();
   void reader_loop(std::size_t index);
-  void run_batch(std::vector<Pending>& batch);
+  /// `retried_conflict`: a lone job that lost a race with another instance runs once more.
+  void run_batch(std::vector<Pending>& batch, bool retried_conflict = false);
   /// The slot's connection, reconnecting if it broke; throws PgError while it cannot.
   Slot& ensure(Slot& s, const char* who);
-  void connect(Slot& s);
+  void connect(Slot& s, bool writer = false);
   void note_lost(Slot& s, const char* who, const std::exception& e);
 
   PgOptions opts_;

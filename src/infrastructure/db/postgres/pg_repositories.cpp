@@ -219,6 +219,41 @@ class Events final : public RunEventRepository {
   Session& s_;
 };
 
+class Leases final : public RunLeaseRepository {
+ public:
+  explicit Leases(Session& s) : s_(s) {}
+  std::optional<Run> claim_next(const std::string& owner, std::int64_t lease_ms,
+                                Timestamp at) override {
+    auto r = s_.query(sql::kClaimRun, Params().add(owner).add(lease_ms).add(at));
+    if (r.rows() == 0) return std::nullopt;
+    return read_run(r, 0);
+  }
+  std::vector<std::string> renew(const std::string& owner, std::int64_t lease_ms) override {
+    auto r = s_.query(sql::kRenewLeases, Params().add(owner).add(lease_ms));
+    std::vector<std::string> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(r.text(i, 0));
+    return out;
+  }
+  std::vector<Run> expire_lapsed(Timestamp at, const std::string& error) override {
+    auto r = s_.query(sql::kExpireLapsed, Params().add(at).add(error));
+    std::vector<Run> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(read_run(r, i));
+    return out;
+  }
+  bool cancel_queued(const std::string& id, Timestamp at) override {
+    if (!is_uuid(id)) return false;
+    return s_.query(sql::kCancelQueued, Params().add(id).add(at)).affected() > 0;
+  }
+  void release(const std::string& owner) override {
+    s_.query(sql::kReleaseLeases, Params().add(owner));
+  }
+
+ private:
+  Session& s_;
+};
+
 class Idempotency final : public IdempotencyRepository {
  public:
   explicit Idempotency(Session& s) : s_(s) {}
@@ -307,7 +342,7 @@ bool is_uuid(std::string_view s) {
 
 struct PgRepositories::Impl {
   explicit Impl(Session& s)
-      : users(s), threads(s), messages(s), runs(s), events(s), idem(s), webhooks(s) {}
+      : users(s), threads(s), messages(s), runs(s), events(s), idem(s), webhooks(s), leases(s) {}
   Users users;
   Threads threads;
   Messages messages;
@@ -315,12 +350,13 @@ struct PgRepositories::Impl {
   Events events;
   Idempotency idem;
   Webhooks webhooks;
+  Leases leases;
 };
 
 PgRepositories::PgRepositories(Session& s)
     : impl_(std::make_unique<Impl>(s)),
       repos_{impl_->users, impl_->threads, impl_->messages, impl_->runs,
-             impl_->events, impl_->idem,    impl_->webhooks} {}
+             impl_->events, impl_->idem,    impl_->webhooks, &impl_->leases} {}
 
 PgRepositories::~PgRepositories() = default;
 

@@ -1,5 +1,7 @@
 #include "pg_session.hpp"
 
+#include <algorithm>
+
 #include "pg_sql.hpp"
 
 namespace chat::infra::pg {
@@ -7,6 +9,7 @@ namespace {
 
 constexpr const char* kBegin = "BEGIN";
 constexpr const char* kCommit = "COMMIT";
+constexpr const char* kNotifyEvents = "SELECT pg_notify('chatbot_events', $1)";
 
 // One element of an array literal, double-quoted: any text survives (commas, braces, quotes,
 // backslashes, the word NULL).
@@ -29,6 +32,7 @@ void append_bare(std::string& arr, std::string_view v) {
 
 void Session::begin() {
   discard();
+  tx_runs_.clear();
   tx_wanted_ = true;
   tx_sent_ = false;
   commit_sent_ = false;
@@ -41,6 +45,33 @@ void Session::append_event(const domain::RunEvent& e) {
   append_element(datas_, e.data);
   append_bare(ats_, std::to_string(e.created_at));
   ++events_;
+  if (!notify_instance_.empty() && tx_wanted_) {
+    auto [it, fresh] = tx_runs_.try_emplace(e.run_id, e.seq, e.seq);
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, e.seq);
+      it->second.second = std::max(it->second.second, e.seq);
+    }
+  }
+}
+
+std::string Session::notify_payload() const {
+  std::string p = notify_instance_;
+  p += '|';
+  const std::size_t head = p.size();
+  for (const auto& [run, seqs] : tx_runs_) {
+    if (p.size() > head) p += ',';
+    p += run;
+    p += ':';
+    p += std::to_string(seqs.first);
+    p += ':';
+    p += std::to_string(seqs.second);
+    if (p.size() > kMaxNotifyPayload) {
+      p.resize(head);
+      p += '*';  // listeners re-read every run they have subscribers for
+      break;
+    }
+  }
+  return p;
 }
 
 void Session::discard() noexcept {
@@ -109,6 +140,14 @@ void Session::commit() {
   take_deferred(qs, deferred);
   tx_wanted_ = false;
   tx_sent_ = false;
+  std::string payload;
+  Params notify;
+  if (!tx_runs_.empty()) {
+    payload = notify_payload();
+    notify.add(payload);
+    qs.push_back(Query{kNotifyEvents, &notify, false});
+    tx_runs_.clear();
+  }
   qs.push_back(Query{kCommit, nullptr, true});
   commit_sent_ = true;
   std::vector<Result> results;
@@ -128,6 +167,7 @@ void Session::commit() {
 
 void Session::rollback() noexcept {
   discard();
+  tx_runs_.clear();
   tx_wanted_ = false;
   tx_sent_ = false;
   try {

@@ -12,6 +12,8 @@
 /// Not thread-safe: owned by the thread that owns the connection.
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <string>
 
 #include "domain/entities.hpp"
@@ -45,6 +47,13 @@ class Session {
   /// Drops deferred work without sending it.
   void discard() noexcept;
 
+  /// Several instances: every transaction that appended events also sends one NOTIFY on
+  /// channel `chatbot_events` (delivered only if it commits) naming `instance` and, per run,
+  /// the first and last seq appended; `<instance>|*` when that would not fit in
+  /// kMaxNotifyPayload bytes. Empty `instance`: no NOTIFY (one instance).
+  void set_notify_instance(std::string instance) { notify_instance_ = std::move(instance); }
+  static constexpr std::size_t kMaxNotifyPayload = 7000;  ///< PostgreSQL's limit is 8000
+
   std::size_t buffered_events() const { return events_; }
   Connection& connection() { return c_; }
 
@@ -52,7 +61,12 @@ class Session {
   /// Appends the deferred statements to `qs`; `p` receives the INSERT's parameters.
   void take_deferred(std::vector<Query>& qs, Params& p);
 
+  /// The NOTIFY payload of the runs appended to in this transaction.
+  std::string notify_payload() const;
+
   Connection& c_;
+  std::string notify_instance_;
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> tx_runs_;  // run → first, last seq
   bool tx_wanted_ = false;  // begin() called, COMMIT/ROLLBACK not yet
   bool tx_sent_ = false;    // BEGIN went out
   bool commit_sent_ = false;

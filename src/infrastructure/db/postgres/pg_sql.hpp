@@ -71,6 +71,39 @@ inline constexpr const char* kFinishRun =
     "UPDATE runs SET status = $2, finished_at = " CHAT_PG_TS("$3") ", error = $4 "
     "WHERE id = $1::uuid AND status IN ('queued', 'running')";
 
+// Several instances (RunLeaseRepository). Leases run on the database's clock (clock_timestamp:
+// a batch's transaction may have begun a while ago), so instances' clocks never matter.
+#define CHAT_PG_LEASE(param) "clock_timestamp() + " param "::bigint * interval '1 millisecond'"
+// The oldest claimable queued run, locked; rows other instances hold are skipped. A thread's
+// later run is never claimable while an older one is queued or running: per-thread order and
+// one run at a time per thread hold across instances without a thread lock.
+inline constexpr const char* kClaimRun =
+    "UPDATE runs AS r SET status = 'running', started_at = " CHAT_PG_TS("$3") ", owner = $1, "
+    "lease_until = " CHAT_PG_LEASE("$2") " "
+    "WHERE r.status = 'queued' AND r.no = (SELECT c.no FROM runs c WHERE c.status = 'queued' "
+    "AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = c.thread_id AND o.status = 'running') "
+    "AND NOT EXISTS (SELECT 1 FROM runs q WHERE q.thread_id = c.thread_id AND q.status = 'queued' "
+    "AND q.no < c.no) "
+    "ORDER BY c.no LIMIT 1 FOR UPDATE OF c SKIP LOCKED) "
+    "RETURNING " CHAT_PG_RUN_COLUMNS;
+inline constexpr const char* kRenewLeases =
+    "UPDATE runs SET lease_until = " CHAT_PG_LEASE("$2") " "
+    "WHERE owner = $1 AND status = 'running' RETURNING id";
+// A NULL lease is a run a single-instance process left running: lapsed as well.
+inline constexpr const char* kExpireLapsed =
+    "UPDATE runs AS r SET status = 'error', finished_at = " CHAT_PG_TS("$1") ", error = $2 "
+    "WHERE r.status = 'running' AND r.no IN (SELECT x.no FROM runs x WHERE x.status = 'running' "
+    "AND (x.lease_until IS NULL OR x.lease_until < clock_timestamp()) "
+    "FOR UPDATE OF x SKIP LOCKED) "
+    "RETURNING " CHAT_PG_RUN_COLUMNS;
+inline constexpr const char* kCancelQueued =
+    "UPDATE runs SET status = 'canceled', finished_at = " CHAT_PG_TS("$2") " "
+    "WHERE id = $1::uuid AND status = 'queued'";
+inline constexpr const char* kReleaseLeases =
+    "UPDATE runs SET lease_until = clock_timestamp() - interval '1 millisecond' "
+    "WHERE owner = $1 AND status = 'running'";
+#undef CHAT_PG_LEASE
+
 #undef CHAT_PG_RUN_COLUMNS
 
 // The buffered appends of a transaction, all in one statement: five parallel arrays (text

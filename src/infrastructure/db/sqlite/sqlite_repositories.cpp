@@ -289,7 +289,7 @@ struct SqliteRepositories::Impl {
 SqliteRepositories::SqliteRepositories(Connection& c)
     : impl_(std::make_unique<Impl>(c)),
       repos_{impl_->users, impl_->threads, impl_->messages, impl_->runs,
-             impl_->events, impl_->idem,    impl_->webhooks} {}
+             impl_->events, impl_->idem,    impl_->webhooks, nullptr} {}
 
 SqliteRepositories::~SqliteRepositories() = default;
 

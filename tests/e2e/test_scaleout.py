@@ -1,0 +1,277 @@
+"""Several instances on one PostgreSQL (CHATBOT_INSTANCES=multi), three real processes, no sticky
+sessions: any request may go to any instance and sees what one instance would show.
+
+  - post on A, stream from B and C: the same event sequence on every stream, and on A's replay;
+  - cancel on C of a run executing on A ends it within 1 s;
+  - two posts with one Idempotency-Key on two instances at once make one run;
+  - posts on one thread spread over the instances run one at a time, in order;
+  - kill -9 of the executing instance: another finalizes the run within the lease (error
+    "executor lost", then state/done), streams on the survivors see the ending, a fresh replay is
+    contiguous;
+  - the database restarts under three instances (own cluster): streams lose nothing and new runs
+    work afterwards.
+Runs only on the PostgreSQL test cluster (e2e_postgres: CHATBOT_TEST_PG_DIR).
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+try:
+    from . import harness
+except ImportError:
+    import harness
+
+LEASE_S = 3
+ARGS = ["--instances", "multi", "--run-lease", "%ds" % LEASE_S, "--demo-tool-delay-ms", "5"]
+PG_DIR = os.environ.get("CHATBOT_TEST_PG_DIR")
+CLUSTER = os.path.join(harness.REPO_ROOT, "scripts", "pg-test-cluster")
+
+
+def long_text(words):
+    return " ".join("w%d" % i for i in range(words))
+
+
+class Reader(threading.Thread):
+    """Reads a run's stream until `done` or the connection ends."""
+
+    def __init__(self, server, run_id, after=None):
+        super().__init__(daemon=True)
+        self.server, self.run_id, self.after = server, run_id, after
+        self.events, self.error, self.ready = [], None, threading.Event()
+
+    def run(self):
+        headers = {} if self.after is None else {"Last-Event-ID": str(self.after)}
+        try:
+            with self.server.sse("/api/runs/%s/events" % self.run_id, headers=headers,
+                                 timeout=60) as s:
+                self.ready.set()
+                if s.status != 200:
+                    self.error = "HTTP %s" % s.status
+                    return
+                while True:
+                    e = s.next_event(60)
+                    if e is None:
+                        return
+                    self.events.append((e.seq, e.event, e.data, time.monotonic()))
+                    if e.event == "done":
+                        return
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.error = e
+        finally:
+            self.ready.set()
+
+    def tuples(self):
+        return [(s, t, d) for s, t, d, _ in self.events]
+
+
+@unittest.skipUnless(PG_DIR, "needs the PostgreSQL test cluster (e2e_postgres)")
+class ScaleoutTest(unittest.TestCase):
+    token_delay_ms = 20
+
+    def setUp(self):
+        self.url = harness.fresh_external_database()
+        self.servers = []
+        for _ in range(3):
+            self.servers.append(harness.Server(
+                ARGS + ["--demo-token-delay-ms", str(self.token_delay_ms)],
+                database_url=self.url).start())
+        self.a, self.b, self.c = self.servers
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+
+    def assertContiguousEnded(self, tuples, status, what):
+        self.assertTrue(tuples, what + ": no events")
+        self.assertEqual([t[0] for t in tuples], list(range(1, len(tuples) + 1)), what + ": seq")
+        self.assertEqual(tuples[-1][1], "done", what)
+        self.assertEqual(json.loads(tuples[-1][2])["status"], status, what)
+
+    def test_post_on_one_stream_from_the_others_same_sequence(self):
+        thread = self.a.create_thread()["thread_id"]
+        run = self.a.post_message(thread, long_text(30))["run_id"]
+        readers = [Reader(s, run) for s in (self.b, self.c)]
+        for r in readers:
+            r.start()
+        for r in readers:
+            r.join(60)
+        for r in readers:
+            self.assertIsNone(r.error)
+        b, c = readers[0].tuples(), readers[1].tuples()
+        self.assertContiguousEnded(b, "done", "stream on B")
+        self.assertEqual(b, c, "B and C saw the same sequence")
+        self.assertGreater(sum(1 for t in b if t[1] == "token"), 20)
+        replay = [(e.seq, e.event, e.data) for e in self.a.events(run)]
+        self.assertEqual(replay, b, "A's replay is what B and C streamed")
+        self.assertEqual(self.a.get_run(run)["status"], "done")
+        self.assertEqual(self.c.get_run(run)["status"], "done")
+        # The reply is on the thread, seen from any instance.
+        msgs = self.b.get_thread(thread)["messages"]
+        self.assertEqual([m["role"] for m in msgs], ["user", "assistant"])
+
+    def test_cancel_on_another_instance_takes_effect_within_a_second(self):
+        thread = self.a.create_thread()["thread_id"]
+        run = self.a.post_message(thread, long_text(400))["run_id"]  # ~8 s of tokens
+        reader = Reader(self.b, run)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(t[1] == "token" for t in reader.tuples()):
+            time.sleep(0.02)
+        self.assertTrue(any(t[1] == "token" for t in reader.tuples()), "the run streams")
+        t0 = time.monotonic()
+        r = self.c.request("POST", "/api/runs/%s/cancel" % run)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body["status"], "canceled", r)
+        self.assertLess(elapsed, 1.0, "cancel across instances took %.3f s" % elapsed)
+        reader.join(10)
+        got = reader.tuples()
+        self.assertContiguousEnded(got, "canceled", "stream on B")
+        self.assertLess(reader.events[-1][3] - t0, 1.0, "B saw the ending within 1 s")
+        self.assertEqual(self.a.get_run(run)["status"], "canceled")
+
+    def test_one_idempotency_key_on_two_instances_at_once_makes_one_run(self):
+        for i in range(5):
+            thread = self.a.create_thread()["thread_id"]
+            key = harness.unique("key")
+            out = [None, None]
+            barrier = threading.Barrier(2)
+
+            def post(k, srv):
+                barrier.wait()
+                out[k] = srv.request("POST", "/api/threads/%s/messages" % thread,
+                                     {"content": "hi"}, headers={"Idempotency-Key": key})
+
+            ts = [threading.Thread(target=post, args=(k, s)) for k, s in enumerate((self.b, self.c))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(15)
+            for r in out:
+                self.assertIn(r.status, (200, 201), r)
+            self.assertEqual(out[0].body["run_id"], out[1].body["run_id"], "round %d" % i)
+            runs = self.a.request("GET", "/api/threads/%s/runs" % thread).body
+            self.assertEqual(len(runs["runs"] if isinstance(runs, dict) else runs), 1)
+
+    def test_posts_on_one_thread_spread_over_instances_run_one_at_a_time_in_order(self):
+        thread = self.a.create_thread()["thread_id"]
+        runs = []
+        for i in range(6):
+            srv = self.servers[i % 3]
+            runs.append(srv.post_message(thread, "turn %d %s" % (i, long_text(5)))["run_id"])
+        ended = [self.servers[(i + 1) % 3].wait_run(r, timeout=60) for i, r in enumerate(runs)]
+        for r in ended:
+            self.assertEqual(r["status"], "done", r)
+        for prev, cur in zip(ended, ended[1:]):
+            self.assertLessEqual(prev["finished_at"], cur["started_at"],
+                                 "one run at a time per thread, in order")
+        msgs = self.c.get_thread(thread)["messages"]
+        users = [m["content"] for m in msgs if m["role"] == "user"]
+        self.assertEqual([u.split(" ")[1] for u in users], [str(k) for k in range(6)])
+        self.assertEqual(sum(1 for m in msgs if m["role"] == "assistant"), 6)
+        for run in runs:
+            self.assertContiguousEnded([(e.seq, e.event, e.data) for e in self.b.events(run)],
+                                       "done", "run " + run)
+
+    def test_kill_9_of_the_executing_instance_another_finalizes_within_the_lease(self):
+        thread = self.a.create_thread()["thread_id"]
+        run = self.a.post_message(thread, long_text(600))["run_id"]  # A claims and executes it
+        readers = [Reader(s, run) for s in (self.b, self.c)]
+        for r in readers:
+            r.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(
+                1 for t in readers[0].tuples() if t[1] == "token") < 10:
+            time.sleep(0.02)
+        self.a.kill()
+        t_kill = time.monotonic()
+        for r in readers:
+            r.join(LEASE_S * 3 + 10)
+        took = max(r.events[-1][3] for r in readers) - t_kill
+        for name, r in zip("BC", readers):
+            self.assertIsNone(r.error)
+            got = r.tuples()
+            self.assertContiguousEnded(got, "error", "stream on " + name)
+            self.assertEqual([t[1] for t in got[-3:]], ["error", "state", "done"])
+            self.assertEqual(json.loads(got[-3][2])["error"], "executor lost")
+        self.assertEqual(readers[0].tuples(), readers[1].tuples())
+        self.assertLess(took, LEASE_S + LEASE_S / 3.0 + 2, "finalized within the lease")
+        # A fresh subscriber replays the whole log, contiguous, on either survivor.
+        replay = [(e.seq, e.event, e.data) for e in self.c.events(run)]
+        self.assertEqual(replay, readers[0].tuples())
+        run_now = self.b.get_run(run)
+        self.assertEqual((run_now["status"], run_now["error"]), ("error", "executor lost"))
+        # The thread goes on: the next run is claimed by a survivor.
+        nxt = self.b.post_message(thread, "again")["run_id"]
+        self.assertEqual(self.c.wait_run(nxt, timeout=20)["status"], "done")
+        # A restarted instance (a new id) takes part again.
+        self.a.start()
+        nxt = self.a.post_message(thread, "once more")["run_id"]
+        self.assertEqual(self.b.wait_run(nxt, timeout=20)["status"], "done")
+
+
+@unittest.skipUnless(PG_DIR, "needs the PostgreSQL test cluster (e2e_postgres)")
+class ScaleoutDatabaseRestartTest(unittest.TestCase):
+    """The database restarts under three instances: its own cluster, so nothing else is hit."""
+
+    def test_streams_lose_nothing_when_the_database_restarts(self):
+        tmp = tempfile.mkdtemp(prefix="chatbot-scaleout-pg-")
+        os.chmod(tmp, 0o755)  # the server may run as user postgres
+        cluster = os.path.join(tmp, "pg")
+        servers = []
+        try:
+            url = subprocess.run([CLUSTER, "start", cluster], check=True, capture_output=True,
+                                 text=True, timeout=120).stdout.strip()
+            for _ in range(3):
+                servers.append(harness.Server(
+                    ["--instances", "multi", "--run-lease", "10s", "--demo-token-delay-ms", "25"],
+                    database_url=url).start())
+            a, b, c = servers
+            thread = a.create_thread()["thread_id"]
+            run = a.post_message(thread, long_text(200))["run_id"]
+            readers = [Reader(s, run) for s in (b, c)]
+            for r in readers:
+                r.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(readers[0].tuples()) < 10:
+                time.sleep(0.02)
+            subprocess.run([CLUSTER, "down", cluster], check=True, timeout=60)
+            time.sleep(1.5)
+            subprocess.run([CLUSTER, "up", cluster], check=True, timeout=60)
+            for r in readers:
+                r.join(60)
+            for name, r in zip("BC", readers):
+                self.assertIsNone(r.error, name)
+                got = r.tuples()
+                self.assertTrue(got and got[-1][1] == "done", "%s: %r" % (name, got[-3:]))
+                self.assertEqual([t[0] for t in got], list(range(1, len(got) + 1)), name)
+                replay = [(e.seq, e.event, e.data) for e in a.events(run)]
+                self.assertEqual(got, replay, name + " lost nothing of the stored log")
+            # Everything works again across instances.
+            deadline = time.monotonic() + 30
+            while True:
+                r = c.request("POST", "/api/threads/%s/messages" % thread, {"content": "after"})
+                if r.status == 201 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(r.status, 201, r)
+            nxt = r.body["run_id"]
+            reader = Reader(a, nxt)
+            reader.start()
+            reader.join(30)
+            self.assertEqual(reader.tuples()[-1][1], "done")
+            self.assertEqual(b.wait_run(nxt, timeout=20)["status"], "done")
+        finally:
+            for s in servers:
+                s.stop()
+            subprocess.run([CLUSTER, "stop", cluster], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
