@@ -1,5 +1,7 @@
 #include "application/run_executor.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -295,8 +297,12 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
         if (keep_reply)
           r.messages.insert(domain::Message{message_id, started->run.thread_id,
                                             domain::Role::assistant, sink.text(), now, run_id});
-        auto events = terminal_events(run_id, sink.durable_seq(), status, sink.text(),
-                                      message_id, error, now, sink.usage());
+        // A flush whose COMMIT reached the database but whose answer was lost (the database
+        // went away at that moment) left events the sink counts as not written: the ending
+        // goes after what is really stored, or it would collide with them forever.
+        const auto after = std::max(sink.durable_seq(), r.events.last_seq(run_id));
+        auto events = terminal_events(run_id, after, status, sink.text(), message_id, error, now,
+                                      sink.usage());
         const auto last_seq = events.back().seq;
         append_and_publish(tx, hub_, std::move(events));
         if (webhooks_)

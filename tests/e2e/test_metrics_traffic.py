@@ -156,7 +156,9 @@ class SlowSubscriberMetricsTest(support.ServerTestCase):
     """A subscriber queue of one event and no token delay: a commit batch that brings several
     events of the run at once overflows the subscriber, which is disconnected (and resumes with
     Last-Event-ID), and the disconnect is counted."""
-    server_args = ["--demo-token-delay-ms", "0", "--demo-tool-delay-ms", "0", "--subscriber-queue", "1"]
+    # The pretend tool step (1.5 s) lets the client subscribe before the tokens flood out: on a
+    # loaded machine it could otherwise arrive after the run ended and only replay (no overflow).
+    server_args = ["--demo-token-delay-ms", "0", "--demo-tool-delay-ms", "1500", "--subscriber-queue", "1"]
 
     def test_slow_subscriber_disconnects_are_counted(self):
         def slow_count():

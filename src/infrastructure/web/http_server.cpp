@@ -67,6 +67,18 @@ struct HttpServer::Impl {
   asio::awaitable<void> stream_session(beast::tcp_stream stream, app::RunEventStream events,
                                        StreamInfo info);
 
+  /// The completion of a connection's coroutine: logs what ended it by an exception.
+  auto log_failure(const char* what) {
+    return [this, what](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log.warn(what + std::string(ex.what()));
+      }
+    };
+  }
+
   /// Counts a connection closed when the coroutine that owns it ends (return or exception),
   /// unless it handed the connection over to another.
   struct ConnectionCount {
@@ -204,14 +216,7 @@ void HttpServer::Impl::start_session(tcp::socket sock) {
   ++open_connections;
   metrics.connection_opened();
   asio::co_spawn(ex, session(beast::tcp_stream(std::move(sock))),
-                 [this](std::exception_ptr e) {
-                   if (!e) return;
-                   try {
-                     std::rethrow_exception(e);
-                   } catch (const std::exception& ex2) {
-                     log.warn(std::string("connection ended by error: ") + ex2.what());
-                   }
-                 });
+                 log_failure("connection ended by error: "));
 }
 
 asio::awaitable<void> HttpServer::Impl::refuse(tcp::socket sock) {
@@ -374,14 +379,7 @@ asio::awaitable<void> HttpServer::Impl::session(beast::tcp_stream stream) {
                                     StreamInfo{std::string(req.method_string()),
                                                std::move(out.route), request_id,
                                                std::move(out.stream_headers), started}),
-                     [this](std::exception_ptr e) {
-                       if (!e) return;
-                       try {
-                         std::rethrow_exception(e);
-                       } catch (const std::exception& ex2) {
-                         log.warn(std::string("stream ended by error: ") + ex2.what());
-                       }
-                     });
+                     log_failure("stream ended by error: "));
       co_return;
     }
 
