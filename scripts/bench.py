@@ -120,6 +120,21 @@ def proc_io(pid):
     return out
 
 
+def db_thread_wakeups(pid):
+    """Context switches of the service's database threads (named pg-*, sqlite-*): a query on a
+    socket is a send and a recv that /proc/pid/io does not count, but it wakes its thread."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                st = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+            if st["Name"].strip().startswith(("pg-", "sqlite-")):
+                total += int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
+    except (OSError, KeyError, ValueError):
+        pass
+    return total
+
+
 def children(pid):
     kids = []
     for d in os.listdir("/proc"):
@@ -662,6 +677,8 @@ class IdleProbe:
             self.strace_out = os.path.join(self.b.args.tmp, "idle-strace-%s.txt" % self.srv.label)
             self.strace = subprocess.Popen(["strace", "-f", "-c", "-p", str(self.inst.pid), "-o", self.strace_out],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # attaching stops and resumes every thread: not a wake-up of the service's
+        self.wake0 = db_thread_wakeups(self.inst.pid)
 
     def end(self):
         idle_s = self.b.args.idle_s
@@ -670,6 +687,7 @@ class IdleProbe:
             log("    waiting %.0f s more for the idle window" % left)
             time.sleep(left)
         io1 = proc_io(self.inst.pid)
+        wakeups = db_thread_wakeups(self.inst.pid) - self.wake0
         window = time.time() - self.t0
         syscalls = None
         if self.strace:
@@ -698,6 +716,9 @@ class IdleProbe:
         parts.append("read/write syscalls of the service %d (/proc/pid/io: a query needs at least one, a "
                      "send to PostgreSQL or SQLite's file I/O)" % rw)
         queries += rw
+        parts.append("wake-ups of its database threads %d (/proc/pid/task/*/status: a query on a socket "
+                     "wakes its thread)" % wakeups)
+        queries += wakeups
         if syscalls is not None:
             parts.append("syscalls of all its threads %d%s (strace -c -f)" % (
                 syscalls, (" (" + ", ".join(names) + ")") if names else ""))
@@ -707,7 +728,8 @@ class IdleProbe:
             d = after["xacts"] - self.before["xacts"]
             parts.append("for information, transactions on its database by anyone %d (pg_stat_database: "
                          "autovacuum's visits count there too)" % d)
-        queries_note = "queries = writer transactions + the service's read/write syscalls"
+        queries_note = ("queries = writer transactions + the service's read/write syscalls + its database "
+                        "threads' wake-ups")
         c = "fresh server, no client, %.0f s (started before the other scenarios, read after them); %s; %s" % (
             window, "; ".join(parts), queries_note)
         return [Row("idle", "database queries while idle", queries, "queries", "0", queries == 0, c, "")], window

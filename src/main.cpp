@@ -35,6 +35,7 @@
 #include "infrastructure/system.hpp"
 #include "infrastructure/web/http_server.hpp"
 #include "infrastructure/webhooks/webhook_worker.hpp"
+#include "infrastructure/thread_name.hpp"
 
 namespace {
 
@@ -289,7 +290,11 @@ int serve(const infra::Config& cfg) {
   const int n = cfg.io_threads > 0 ? cfg.io_threads
                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto work = boost::asio::make_work_guard(io);
-  for (int i = 0; i < n; ++i) threads.emplace_back([&io] { io.run(); });
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&io, i] {
+      chat::infra::name_this_thread("io-" + std::to_string(i + 1));
+      io.run();
+    });
   for (auto& [thread_id, run_id] : queued.get()) scheduler.enqueue(thread_id, run_id);
   if (multi) {
     bus->start();

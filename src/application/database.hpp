@@ -41,6 +41,33 @@ struct StorageRefused : std::runtime_error {
   Why why;
 };
 
+/// A copy of `e` that shares no state with it: the exception object and its message are new
+/// (copying a std::runtime_error would share its refcounted string). Adapters fail each job
+/// from their database threads with such a copy and keep no reference to it, so no exception
+/// is shared between threads (its refcount lives in uninstrumented libstdc++, where
+/// ThreadSanitizer cannot see the atomics and reports the last release as a race). Adapters
+/// copy their own error types themselves and leave the rest to this: StorageRefused and the
+/// standard logic errors keep their type; any other exception arrives as a std::runtime_error
+/// with its message (the core tells failures apart by type only for StorageRefused).
+inline std::exception_ptr detached_copy(const std::exception_ptr& e) {
+  if (!e) return e;
+  try {
+    std::rethrow_exception(e);
+  } catch (const StorageRefused& x) {
+    return std::make_exception_ptr(StorageRefused(x.why, std::string(x.what())));
+  } catch (const std::invalid_argument& x) {
+    return std::make_exception_ptr(std::invalid_argument(std::string(x.what())));
+  } catch (const std::out_of_range& x) {
+    return std::make_exception_ptr(std::out_of_range(std::string(x.what())));
+  } catch (const std::logic_error& x) {
+    return std::make_exception_ptr(std::logic_error(std::string(x.what())));
+  } catch (const std::exception& x) {
+    return std::make_exception_ptr(std::runtime_error(std::string(x.what())));
+  } catch (...) {
+    return e;
+  }
+}
+
 /// What a write job sees: the repositories inside the open batch transaction.
 class WriteTx {
  public:
@@ -111,8 +138,10 @@ class Database {
         [&submit](auto handler) {
           auto ex = boost::asio::get_associated_executor(handler);
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          // `e` is moved on, never copied: the database thread keeps no reference to the
+          // exception the awaiting coroutine gets (see detached_copy).
           submit([h, ex](std::exception_ptr e) {
-            boost::asio::post(ex, [h, e]() mutable { (*h)(e); });
+            boost::asio::post(ex, [h, e = std::move(e)]() mutable { (*h)(std::move(e)); });
           });
         },
         boost::asio::use_awaitable);

@@ -69,6 +69,32 @@ class Reader(threading.Thread):
         return [(s, t, d) for s, t, d, _ in self.events]
 
 
+def thread_wakeups(server):
+    """Context switches so far of each named thread of the server: a thread that stays blocked
+    (a reader waiting for a job, the LISTEN thread in poll) adds none; any query adds some."""
+    out = {}
+    task_dir = "/proc/%d/task" % server.proc.pid
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "status")) as f:
+                status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        name = status["Name"].strip()
+        n = int(status["voluntary_ctxt_switches"]) + int(status["nonvoluntary_ctxt_switches"])
+        out[name] = out.get(name, 0) + n
+    return out
+
+
+def commits(server):
+    """Writer transactions the server has committed (its /metrics)."""
+    text = server.request("GET", "/metrics").body.decode()
+    for line in text.splitlines():
+        if line.startswith("chatbot_db_commit_batch_size_count "):
+            return float(line.split()[-1])
+    raise AssertionError("no chatbot_db_commit_batch_size_count in /metrics")
+
+
 @unittest.skipUnless(PG_DIR, "needs the PostgreSQL test cluster (e2e_postgres)")
 class ScaleoutTest(unittest.TestCase):
     token_delay_ms = 20
@@ -213,6 +239,32 @@ class ScaleoutTest(unittest.TestCase):
         self.a.start()
         nxt = self.a.post_message(thread, "once more")["run_id"]
         self.assertEqual(self.b.wait_run(nxt, timeout=20)["status"], "done")
+
+    def test_idle_instances_query_only_to_keep_their_leases(self):
+        # Some traffic first, so that every connection and thread has been used.
+        thread = self.a.create_thread()["thread_id"]
+        run = self.b.post_message(thread, "warm up")["run_id"]
+        self.assertEqual(self.c.wait_run(run)["status"], "done")
+        for s in self.servers:
+            s.request("GET", "/api/runs/%s" % run)
+        time.sleep(1.0)
+        window = 2 * LEASE_S
+        before = [(thread_wakeups(s), commits(s)) for s in self.servers]
+        time.sleep(window)
+        after = [(thread_wakeups(s), commits(s)) for s in self.servers]
+        # The lease loop ticks every lease/3: one writer transaction per tick (renewing what the
+        # instance holds, finalizing what others let lapse), nothing else queries.
+        most = window / (LEASE_S / 3.0) + 1
+        for name, (io0, c0), (io1, c1) in zip("ABC", before, after):
+            self.assertTrue(any(t.startswith("pg-reader") for t in io1), "%s: threads %s" % (name, io1))
+            self.assertIn("pg-listen", io1)
+            for t, calls in io1.items():
+                if t.startswith("pg-reader") or t == "pg-listen":
+                    self.assertEqual(calls - io0.get(t, 0), 0,
+                                     "%s: thread %s woke up while idle" % (name, t))
+            ticks = c1 - c0
+            self.assertGreaterEqual(ticks, 1, "%s: the lease loop ran" % name)
+            self.assertLessEqual(ticks, most, "%s: writer transactions while idle" % name)
 
 
 @unittest.skipUnless(PG_DIR, "needs the PostgreSQL test cluster (e2e_postgres)")

@@ -327,7 +327,7 @@ void MemoryDatabase::submit_read(ReadJob job, Done done) {
       err = std::current_exception();
     }
   }
-  done(err);
+  done(std::move(err));  // moved: this thread keeps no reference (app::detached_copy)
 }
 
 void MemoryDatabase::submit_write(WriteJob job, Done done) {
@@ -347,7 +347,7 @@ void MemoryDatabase::submit_write(WriteJob job, Done done) {
     }
   }
   for (auto& h : hooks) h();
-  done(err);
+  done(std::move(err));  // moved: this thread keeps no reference (app::detached_copy)
 }
 
 }  // namespace chat::infra::memory

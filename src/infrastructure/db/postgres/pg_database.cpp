@@ -7,6 +7,7 @@
 #include "pg_migrations.hpp"
 #include "pg_repositories.hpp"
 #include "pg_session.hpp"
+#include "infrastructure/thread_name.hpp"
 
 namespace chat::infra::pg {
 namespace {
@@ -54,20 +55,15 @@ std::exception_ptr classified(std::exception_ptr e) {
   }
 }
 
-// Every failed job gets an exception object of its own: one object rethrown by many coroutines
-// on several threads at once would be shared state (its refcount lives in uninstrumented
-// libstdc++, so ThreadSanitizer sees a race on its release).
+// What a failed job gets: an exception of its own (app::detached_copy), PgError kept.
 std::exception_ptr own_copy(const std::exception_ptr& e) {
+  if (!e) return e;
   try {
     std::rethrow_exception(e);
-  } catch (const app::StorageRefused& x) {
-    return std::make_exception_ptr(x);
   } catch (const PgError& x) {
-    return std::make_exception_ptr(x);
-  } catch (const std::exception& x) {
-    return std::make_exception_ptr(std::runtime_error(x.what()));
+    return std::make_exception_ptr(PgError(std::string(x.what()), x.sqlstate, x.connection_lost));
   } catch (...) {
-    return e;
+    return app::detached_copy(e);
   }
 }
 
@@ -105,9 +101,15 @@ PgDatabase::PgDatabase(PgOptions opts) : opts_(std::move(opts)) {
     reader_slots_.push_back(std::make_unique<Slot>());
     connect(*reader_slots_.back());
   }
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    name_this_thread("pg-writer");
+    writer_loop();
+  });
   for (std::size_t i = 0; i < reader_slots_.size(); ++i)
-    readers_.emplace_back([this, i] { reader_loop(i); });
+    readers_.emplace_back([this, i] {
+      name_this_thread("pg-reader-" + std::to_string(i + 1));
+      reader_loop(i);
+    });
 }
 
 PgDatabase::~PgDatabase() { stop(); }
@@ -346,7 +348,7 @@ void PgDatabase::reader_loop(std::size_t index) {
       // A read on a connection that went stale while idle runs again on a fresh one.
       if (!err || !lost || !had_connection) break;
     }
-    p.done(err);
+    p.done(own_copy(err));
   }
 }
 

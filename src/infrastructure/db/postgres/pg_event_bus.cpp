@@ -1,4 +1,5 @@
 #include "pg_event_bus.hpp"
+#include "infrastructure/thread_name.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -61,7 +62,12 @@ PgEventBus::~PgEventBus() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void PgEventBus::start() { thread_ = std::thread([this] { loop(); }); }
+void PgEventBus::start() {
+  thread_ = std::thread([this] {
+    name_this_thread("pg-listen");
+    loop();
+  });
+}
 
 void PgEventBus::stop() {
   {

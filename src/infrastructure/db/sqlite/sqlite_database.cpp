@@ -10,6 +10,7 @@
 #include "sqlite_connection.hpp"
 #include "sqlite_migrations.hpp"
 #include "sqlite_repositories.hpp"
+#include "infrastructure/thread_name.hpp"
 
 namespace chat::infra::sqlite {
 
@@ -23,6 +24,18 @@ std::optional<std::string> sqlite_path_from_url(const std::string& url) {
 }
 
 namespace {
+
+// What a failed job gets: an exception of its own (app::detached_copy), SqliteError kept.
+std::exception_ptr own_copy(const std::exception_ptr& e) {
+  if (!e) return e;
+  try {
+    std::rethrow_exception(e);
+  } catch (const SqliteError& x) {
+    return std::make_exception_ptr(SqliteError(std::string(x.what()), x.code));
+  } catch (...) {
+    return app::detached_copy(e);
+  }
+}
 
 // A full disk or a read-only file is the operator's to fix: say so (app::StorageRefused).
 std::exception_ptr classified(std::exception_ptr e) {
@@ -54,9 +67,15 @@ SqliteDatabase::SqliteDatabase(SqliteOptions opts) : opts_(std::move(opts)) {
   if (!memory_)
     for (int i = 0; i < std::max(1, opts_.readers); ++i)
       reader_conns_.push_back(open_connection(false));
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    name_this_thread("sqlite-writer");
+    writer_loop();
+  });
   for (std::size_t i = 0; i < reader_conns_.size(); ++i)
-    readers_.emplace_back([this, i] { reader_loop(static_cast<int>(i)); });
+    readers_.emplace_back([this, i] {
+      name_this_thread("sqlite-reader-" + std::to_string(i + 1));
+      reader_loop(static_cast<int>(i));
+    });
 }
 
 SqliteDatabase::~SqliteDatabase() { stop(); }
@@ -182,7 +201,7 @@ void SqliteDatabase::run_batch(std::vector<Pending>& batch) {
       ++db_stats_.errors;
     }
     if (batch.size() == 1) {
-      batch[0].done(classified(std::current_exception()));
+      batch[0].done(own_copy(classified(std::current_exception())));
       return;
     }
     // One bad job must not fail the others: run each alone.
@@ -228,7 +247,7 @@ void SqliteDatabase::reader_loop(int index) {
       std::lock_guard lock(wmu_);
       ++db_stats_.errors;
     }
-    p.done(err);
+    p.done(own_copy(err));
   }
 }
 
