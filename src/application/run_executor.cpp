@@ -204,44 +204,62 @@ void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<RunEvent> events
 
 Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> ctl,
                                 bool claimed) {
+  // Start: mark the run running (or, claimed, read it), retried until the database answers. A
+  // run given up here would stay `queued` (or `running` with no executor) until the next
+  // start-up, and every later run of its thread would wait behind it. A start whose COMMIT
+  // landed while its answer was lost finds the run already running on the retry: in
+  // single-instance mode only this executor starts it, so it goes on from what is stored.
   std::optional<Started> started;
-  try {
-    const auto now = clock_.now();
-    if (claimed) {
-      // Already running with its `state` event (claim()): read what the engine needs.
-      started = co_await db_.read([&](domain::Repositories& r) -> std::optional<Started> {
-        auto run = r.runs.find(run_id);
-        if (!run || run->status != RunStatus::running) return std::nullopt;
-        Started s{*run, {}, run->last_seq};
-        for (auto& m : r.messages.list_by_thread(run->thread_id)) {
-          const bool mine = m.id == run->message_id;
-          s.history.push_back(std::move(m));
-          if (mine) break;
-        }
-        return s;
-      });
-    } else {
-      started = co_await db_.write([&](WriteTx& tx) -> std::optional<Started> {
-        auto& r = tx.repos();
-        if (!r.runs.mark_running(run_id, now)) return std::nullopt;
-        auto run = r.runs.find(run_id);
-        if (!run) return std::nullopt;
-        Started s{*run, {}, run->last_seq};
-        for (auto& m : r.messages.list_by_thread(run->thread_id)) {
-          const bool mine = m.id == run->message_id;
-          s.history.push_back(std::move(m));
-          if (mine) break;
-        }
-        append_and_publish(tx, hub_,
-                           {RunEvent{run_id, s.seq + 1, EventType::state,
-                                     status_json(RunStatus::running), now}});
-        s.seq += 1;
-        return s;
-      });
+  for (int attempt = 0;; ++attempt) {
+    bool answered = false;  // no jump out of the try block (GCC 12 coroutines, see claim_loop)
+    try {
+      const auto now = clock_.now();
+      const bool retry = attempt > 0;
+      if (claimed) {
+        // Already running with its `state` event (claim()): read what the engine needs.
+        started = co_await db_.read([&](domain::Repositories& r) -> std::optional<Started> {
+          auto run = r.runs.find(run_id);
+          if (!run || run->status != RunStatus::running) return std::nullopt;
+          Started s{*run, {}, run->last_seq};
+          for (auto& m : r.messages.list_by_thread(run->thread_id)) {
+            const bool mine = m.id == run->message_id;
+            s.history.push_back(std::move(m));
+            if (mine) break;
+          }
+          return s;
+        });
+      } else {
+        started = co_await db_.write([&](WriteTx& tx) -> std::optional<Started> {
+          auto& r = tx.repos();
+          const bool marked = r.runs.mark_running(run_id, now);
+          auto run = r.runs.find(run_id);
+          if (!run) return std::nullopt;
+          if (!marked && !(retry && run->status == RunStatus::running)) return std::nullopt;
+          Started s{*run, {}, run->last_seq};
+          for (auto& m : r.messages.list_by_thread(run->thread_id)) {
+            const bool mine = m.id == run->message_id;
+            s.history.push_back(std::move(m));
+            if (mine) break;
+          }
+          if (!marked) return s;  // our earlier attempt committed, its `state` event too
+          append_and_publish(tx, hub_,
+                             {RunEvent{run_id, s.seq + 1, EventType::state,
+                                       status_json(RunStatus::running), now}});
+          s.seq += 1;
+          return s;
+        });
+      }
+      answered = true;
+    } catch (const std::exception& e) {
+      if (attempt < 5 || attempt % 30 == 0)
+        log_.error("run " + run_id + ": could not start (attempt " + std::to_string(attempt + 1) +
+                   "), retrying: " + e.what());
     }
-  } catch (const std::exception& e) {
-    log_.error("run " + run_id + ": could not start: " + e.what());
-    co_return;
+    if (answered) break;
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    t.expires_after(std::chrono::milliseconds(attempt < 4 ? 200 << attempt : 2000));
+    boost::system::error_code ec;
+    co_await t.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
   }
   if (!started) co_return;  // canceled (or deleted) before it started
 

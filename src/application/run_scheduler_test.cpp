@@ -297,6 +297,32 @@ TEST(RunExecutor, AFailedEventWriteEndsTheRunWithErrorAndNoGap) {
   EXPECT_EQ(h.messages_of(t.id).size(), 1u);  // no reply for a failed run
 }
 
+// The database is away when a run should start: the start is retried until it answers (a run
+// given up there stayed queued until the next start-up, its thread's later runs behind it).
+TEST(RunExecutor, AStartTheDatabaseRefusesIsRetriedUntilItAnswers) {
+  for (const bool committed : {false, true}) {
+    SCOPED_TRACE(committed ? "the start committed but its answer was lost" : "the start failed");
+    HarnessOptions o;
+    o.db = testkit::DbKind::flaky_memory;
+    ServiceHarness h(o);
+    h.engine.tokens = {"a", "b"};
+    const auto t = h.make_thread();
+    h.flaky_db()->fail_writes_after(1, 2, committed);  // the post goes in; the next two fail
+    const auto p = h.post(t.id, "hi");
+    ASSERT_TRUE(h.wait_terminal(p.run_id));
+    const auto run = h.run(p.run_id);
+    EXPECT_EQ(run.status, RunStatus::done);
+    const auto events = h.events(p.run_id);
+    for (std::size_t i = 0; i < events.size(); ++i)
+      EXPECT_EQ(events[i].seq, static_cast<std::int64_t>(i) + 1);  // contiguous
+    const std::string types = type_list(events);
+    EXPECT_EQ(types.substr(0, std::string("state,token,token").size()), "state,token,token")
+        << types;  // one `running` state, however many attempts
+    EXPECT_EQ(types.substr(types.size() - std::string("state,done").size()), "state,done") << types;
+    EXPECT_EQ(h.messages_of(t.id).size(), 2u);
+  }
+}
+
 TEST(RunExecutor, RecoverFinalizesRunsLeftRunningAndListsQueuedOnes) {
   ServiceHarness h;
   h.scheduler().shutdown();  // nothing executes: the runs below stay as they are stored

@@ -63,6 +63,14 @@ class FlakyDatabase final : public app::Database {
  public:
   /// The next `n` write jobs fail with "disk full".
   void fail_next_writes(int n) { fail_.store(n); }
+  /// After `skip` more writes, `n` writes fail: rolled back ("disk full"), or, with `committed`,
+  /// kept while their caller is told they failed (a COMMIT whose answer the connection lost).
+  void fail_writes_after(int skip, int n, bool committed) {
+    std::lock_guard lock(mu_);
+    skip_ = skip;
+    later_ = n;
+    committed_ = committed;
+  }
 
  protected:
   void submit_read(ReadJob job, Done done) override {
@@ -80,6 +88,7 @@ class FlakyDatabase final : public app::Database {
   void submit_write(WriteJob job, Done done) override {
     std::exception_ptr err;
     std::vector<std::function<void()>> hooks;
+    bool lost_answer = false;
     {
       std::lock_guard lock(mu_);
       infra::memory::MemoryState before = state_;
@@ -90,14 +99,25 @@ class FlakyDatabase final : public app::Database {
           --fail_;
           throw std::runtime_error("disk full");
         }
-        hooks = std::move(tx.hooks());
+        if (skip_ > 0) {
+          --skip_;
+        } else if (later_ > 0) {
+          --later_;
+          if (committed_) {
+            lost_answer = true;  // kept, hooks dropped: nobody learns it committed
+          } else {
+            throw std::runtime_error("disk full");
+          }
+        }
+        if (!lost_answer) hooks = std::move(tx.hooks());
       } catch (...) {
         state_ = std::move(before);
         err = std::current_exception();
       }
     }
     for (auto& h : hooks) h();
-    done(err);
+    if (lost_answer) err = std::make_exception_ptr(std::runtime_error("connection lost at COMMIT"));
+    done(std::move(err));
   }
 
  private:
@@ -105,6 +125,9 @@ class FlakyDatabase final : public app::Database {
   infra::memory::MemoryState state_;
   infra::memory::MemoryRepositories repos_{state_};
   std::atomic<int> fail_{0};
+  int skip_ = 0;   // guarded by mu_
+  int later_ = 0;  // guarded by mu_
+  bool committed_ = false;  // guarded by mu_
 };
 
 enum class DbKind { memory, sqlite_memory, sqlite_file, flaky_memory };
