@@ -1,7 +1,7 @@
 #pragma once
 /// Names the calling thread (Linux: at most 15 characters, longer names are cut). The names
-/// show in `top -H`, gdb and /proc/PID/task/*/comm, where the tests read each database thread's
-/// system calls (an idle instance's readers and LISTEN thread must make none).
+/// show in `top -H`, gdb and /proc/PID/task/*/status, where the tests and the benchmark read each
+/// database thread's wake-ups (an idle instance's readers and LISTEN thread must have none).
 
 #include <pthread.h>
 

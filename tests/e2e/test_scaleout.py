@@ -275,12 +275,12 @@ class ScaleoutTest(unittest.TestCase):
         # The lease loop ticks every lease/3: one writer transaction per tick (renewing what the
         # instance holds, finalizing what others let lapse), nothing else queries.
         most = window / (LEASE_S / 3.0) + 1
-        for name, (io0, c0), (io1, c1) in zip("ABC", before, after):
-            self.assertTrue(any(t.startswith("pg-reader") for t in io1), "%s: threads %s" % (name, io1))
-            self.assertIn("pg-listen", io1)
-            for t, calls in io1.items():
+        for name, (wake0, c0), (wake1, c1) in zip("ABC", before, after):
+            self.assertTrue(any(t.startswith("pg-reader") for t in wake1), "%s: threads %s" % (name, wake1))
+            self.assertIn("pg-listen", wake1)
+            for t, n in wake1.items():
                 if t.startswith("pg-reader") or t == "pg-listen":
-                    self.assertEqual(calls - io0.get(t, 0), 0,
+                    self.assertEqual(n - wake0.get(t, 0), 0,
                                      "%s: thread %s woke up while idle" % (name, t))
             ticks = c1 - c0
             self.assertGreaterEqual(ticks, 1, "%s: the lease loop ran" % name)
