@@ -64,6 +64,13 @@ class EngineSink {
   virtual Task<void> tool_start(const std::string& tool, const std::string& input_json) = 0;
   virtual Task<void> tool_end(const std::string& tool, const std::string& output_json) = 0;
   virtual Task<void> token(const std::string& text) = 0;
+  /// `token(text)` without suspending, when the sink can take it at once; false when it cannot
+  /// (the caller then awaits `token(text)`, which waits or reports why). A fast stream pays no
+  /// coroutine per token this way.
+  virtual bool try_token(const std::string& text) {
+    (void)text;
+    return false;
+  }
   /// Waits `d`, or less if the run is canceled.
   virtual Task<void> sleep(std::chrono::milliseconds d) = 0;
   virtual bool canceled() const = 0;

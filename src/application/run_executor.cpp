@@ -57,12 +57,23 @@ class ExecutorSink final : public EngineSink {
   }
 
   Task<void> token(const std::string& text) override {
-    if (text.empty()) co_return;
+    if (try_token(text)) co_return;
     std::string clean = domain::storable_text(text);
     std::string data = "{\"text\":";
     domain::append_json_string(data, clean);
     data += "}";
     co_await append(EventType::token, std::move(data), std::move(clean));
+  }
+
+  bool try_token(const std::string& text) override {
+    if (text.empty()) return true;
+    if (!failure_.empty() || (pending_.size() >= kMaxPending && flushing_)) return false;
+    std::string clean = domain::storable_text(text);
+    std::string data = "{\"text\":";
+    domain::append_json_string(data, clean);
+    data += "}";
+    push(EventType::token, std::move(data), std::move(clean));
+    return true;
   }
 
   Task<void> sleep(std::chrono::milliseconds d) override {
@@ -96,22 +107,29 @@ class ExecutorSink final : public EngineSink {
 
   Task<void> append(EventType type, std::string data, std::string text) {
     if (!failure_.empty()) throw std::runtime_error(failure_);
+    push(type, std::move(data), std::move(text));
+    while (pending_.size() >= kMaxPending && flushing_) co_await wait_flush();
+  }
+
+  void push(EventType type, std::string data, std::string text) {
     pending_.push_back({RunEvent{run_id_, ++assigned_, type, std::move(data), clock_.now()},
                         std::move(text)});
     if (!flushing_) {
       flushing_ = true;
       boost::asio::co_spawn(ctl_.strand, flush_loop(), [](std::exception_ptr) {});
     }
-    while (pending_.size() >= kMaxPending && flushing_) co_await wait_flush();
   }
 
   Task<void> flush_loop() {
     while (!pending_.empty()) {
       std::vector<Pending> batch;
       batch.swap(pending_);
-      std::vector<RunEvent> events;
+      // Shared from here on: the write (which may run more than once) stores them and the hub
+      // hands the same objects to every subscriber.
+      std::vector<EventPtr> events;
       events.reserve(batch.size());
-      for (auto& p : batch) events.push_back(p.event);
+      for (auto& p : batch) events.push_back(std::make_shared<const RunEvent>(std::move(p.event)));
+      const std::int64_t last = events.back()->seq;
       std::string error;
       try {
         co_await db_.write([&](WriteTx& tx) { append_and_publish(tx, hub_, events); });
@@ -125,7 +143,7 @@ class ExecutorSink final : public EngineSink {
         assigned_ = durable_;
         break;
       }
-      durable_ = batch.back().event.seq;
+      durable_ = last;
       for (auto& p : batch) text_ += p.text;
       flush_timer_.cancel();
     }
@@ -195,11 +213,13 @@ std::vector<RunEvent> terminal_events(const std::string& run_id, std::int64_t la
 void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<RunEvent> events) {
   std::vector<EventPtr> ptrs;
   ptrs.reserve(events.size());
-  for (auto& e : events) {
-    tx.repos().events.append(e);
-    ptrs.push_back(std::make_shared<const RunEvent>(std::move(e)));
-  }
-  tx.after_commit([&hub, ptrs = std::move(ptrs)] { hub.publish(ptrs); });
+  for (auto& e : events) ptrs.push_back(std::make_shared<const RunEvent>(std::move(e)));
+  append_and_publish(tx, hub, std::move(ptrs));
+}
+
+void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<EventPtr> events) {
+  tx.repos().events.append_all(events);
+  tx.after_commit([&hub, events = std::move(events)] { hub.publish(events); });
 }
 
 Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> ctl,

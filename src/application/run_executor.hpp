@@ -33,6 +33,7 @@ std::vector<domain::RunEvent> terminal_events(const std::string& run_id, std::in
 
 /// Appends `events` in `tx` and publishes them to `hub` once the batch commits.
 void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<domain::RunEvent> events);
+void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<EventPtr> events);
 
 class RunExecutor {
  public:

@@ -81,16 +81,22 @@ std::string json_string(std::string_view s) {
 std::string sanitize_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
+  std::size_t run = 0;  // the start of the valid bytes not yet copied: copied a run at a time
   for (std::size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
     const std::size_t n = utf8_len(s, i);
     if (n == 0) {
+      out.append(s.substr(run, i - run));
       out.append(kReplacement);
-      ++i;
+      run = ++i;
     } else {
-      out.append(s.substr(i, n));
       i += n;
     }
   }
+  out.append(s.substr(run));
   return out;
 }
 

@@ -4,6 +4,7 @@
 /// on its own thread, inside a transaction it manages). Failures of the backend are exceptions.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,10 @@ class RunEventRepository {
   virtual ~RunEventRepository() = default;
   /// Appends one event; (run_id, seq) must be new.
   virtual void append(const RunEvent& e) = 0;
+  /// Appends each event in order, as append() does; an adapter may send them in fewer statements.
+  virtual void append_all(const std::vector<std::shared_ptr<const RunEvent>>& events) {
+    for (const auto& e : events) append(*e);
+  }
   /// Events with seq > after_seq, ascending, at most `limit`.
   virtual std::vector<RunEvent> list_after(const std::string& run_id, std::int64_t after_seq,
                                            int limit) = 0;

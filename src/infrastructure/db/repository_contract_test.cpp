@@ -462,6 +462,31 @@ TEST_P(RepositoryContract, EventsListAfterIsAscendingAndLimited) {
   EXPECT_EQ(repos().runs.find(r.id)->last_seq, 5);
 }
 
+TEST_P(RepositoryContract, EventsAppendedAllAtOnceKeepTheirOrderAndEveryField) {
+  const auto u = add_user("alice");
+  const auto t = add_thread(u.id);
+  const auto r = add_run(t.id);
+  // More than one multi-row statement's worth (SQLite sends 32 at a time), and a remainder.
+  std::vector<std::shared_ptr<const RunEvent>> batch;
+  for (std::int64_t s = 1; s <= 70; ++s)
+    batch.push_back(std::make_shared<const RunEvent>(RunEvent{
+        r.id, s, s % 7 == 0 ? EventType::tool_start : EventType::token,
+        "{\"text\":\"n\xC3\xA9 " + std::to_string(s) + "\"}", kT0 + s}));
+  repos().events.append_all(batch);
+  repos().events.append_all({});
+
+  const auto got = repos().events.list_after(r.id, 0, 1000);
+  ASSERT_EQ(got.size(), batch.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].run_id, r.id);
+    EXPECT_EQ(got[i].seq, batch[i]->seq);
+    EXPECT_EQ(got[i].type, batch[i]->type);
+    EXPECT_EQ(got[i].data, batch[i]->data);
+    EXPECT_EQ(got[i].created_at, batch[i]->created_at);
+  }
+  EXPECT_EQ(repos().events.last_seq(r.id), 70);
+}
+
 TEST_P(RepositoryContract, EventsOfEveryTypeRoundTripByteForByte) {
   const auto u = add_user("alice");
   const auto t = add_thread(u.id);

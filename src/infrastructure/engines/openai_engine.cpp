@@ -50,6 +50,7 @@ namespace json = boost::json;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 using std::chrono::milliseconds;
+using std::chrono::steady_clock;
 
 // ------------------------------------------------------------------------------ pure helpers
 
@@ -223,38 +224,62 @@ class Pool {
   std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
 };
 
-// A time limit on the current phase of an attempt: when it expires, `abort` closes what the
+// A time limit on the current phase of an attempt: when it expires, `on_expiry` closes what the
 // attempt is waiting on. Lives on the run's strand, like the attempt.
+// Re-arming only moves a deadline: the timer is re-set when the new deadline is earlier than
+// the pending wait, else the pending wait, on waking early, waits again for the rest. A stream
+// re-arms the idle limit on every read, and a timer operation per read cost more than the read.
 class Watchdog {
  public:
-  explicit Watchdog(asio::any_io_executor ex) : st_(std::make_shared<State>(ex)) {}
-  ~Watchdog() { disarm(); }
+  Watchdog(asio::any_io_executor ex, std::function<void()> on_expiry)
+      : st_(std::make_shared<State>(ex, std::move(on_expiry))) {}
+  ~Watchdog() {
+    st_->armed = false;
+    st_->timer.cancel();  // the pending handler (it holds st_) runs now and does nothing
+  }
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  void arm(milliseconds d, std::function<void()> abort) {
+  void arm(milliseconds d) {
     st_->fired = false;
-    const auto gen = ++st_->gen;
-    st_->timer.expires_after(d);
-    st_->timer.async_wait([st = st_, gen, abort = std::move(abort)](const error_code& ec) {
-      if (ec || gen != st->gen) return;
-      st->fired = true;
-      abort();
-    });
+    st_->armed = true;
+    st_->deadline = steady_clock::now() + d;
+    if (!st_->waiting || st_->timer.expiry() > st_->deadline) wait(st_);
   }
-  void disarm() {
-    ++st_->gen;
-    st_->timer.cancel();
-  }
+  /// A pending wait finds nothing armed when it wakes.
+  void disarm() { st_->armed = false; }
   bool fired() const { return st_->fired; }
 
  private:
   struct State {
-    explicit State(asio::any_io_executor ex) : timer(ex) {}
+    State(asio::any_io_executor ex, std::function<void()> f)
+        : timer(ex), on_expiry(std::move(f)) {}
     asio::steady_timer timer;
-    std::uint64_t gen = 0;
+    std::function<void()> on_expiry;
+    steady_clock::time_point deadline{};
+    std::uint64_t gen = 0;  ///< the pending wait's; an older handler was superseded
+    bool waiting = false;
+    bool armed = false;
     bool fired = false;
   };
+
+  static void wait(const std::shared_ptr<State>& st) {
+    st->timer.expires_at(st->deadline);  // cancels a pending wait: its handler is superseded
+    st->waiting = true;
+    st->timer.async_wait([st, gen = ++st->gen](const error_code& ec) {
+      if (gen != st->gen) return;
+      st->waiting = false;
+      if (ec || !st->armed) return;
+      if (steady_clock::now() < st->deadline) {
+        wait(st);  // re-armed since: wait for the rest
+        return;
+      }
+      st->armed = false;
+      st->fired = true;
+      st->on_expiry();
+    });
+  }
+
   std::shared_ptr<State> st_;
 };
 
@@ -337,7 +362,7 @@ struct OpenAIEngine::Impl {
     auto ex = co_await asio::this_coro::executor;
     tcp::resolver resolver(ex);
     live.resolver = &resolver;
-    wd.arm(opts.connect_timeout, [&live] { live.abort(); });
+    wd.arm(opts.connect_timeout);
     auto timed_out = [&] {
       return Failure{"connecting to " + where() + " timed out after " +
                          ms_text(opts.connect_timeout) + " (connect time-out)",
@@ -401,11 +426,10 @@ struct OpenAIEngine::Impl {
 
   // One request/response on `conn`. Returns a failure, or nothing on success or cancel.
   template <class Stream>
-  app::Task<std::optional<Failure>> exchange(Stream& stream, Connection& conn, Live& live,
+  app::Task<std::optional<Failure>> exchange(Stream& stream, Connection& conn,
                                              Watchdog& wd, const std::string& body,
                                              app::EngineSink& sink, bool& emitted, bool& reusable) {
     reusable = false;
-    auto abort = [&live] { live.abort(); };
     http::request<http::string_body> req{http::verb::post, target, 11};
     req.set(http::field::host, endpoint.host_header());
     req.set(http::field::user_agent, "chatbot-sse-api");
@@ -419,7 +443,7 @@ struct OpenAIEngine::Impl {
     const bool reused = conn.uses > 0;
     ++conn.uses;
     error_code ec;
-    wd.arm(opts.first_byte_timeout, abort);
+    wd.arm(opts.first_byte_timeout);
     co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);
@@ -448,7 +472,7 @@ struct OpenAIEngine::Impl {
     auto read_some = [&](error_code& rec) -> app::Task<std::size_t> {
       res.body().data = buf;
       res.body().size = sizeof buf;
-      wd.arm(opts.idle_timeout, abort);
+      wd.arm(opts.idle_timeout);
       co_await http::async_read_some(stream, conn.buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, rec));
       if (rec == http::error::need_buffer) rec = {};
@@ -500,7 +524,7 @@ struct OpenAIEngine::Impl {
           switch (it.kind) {
             case StreamItem::Kind::text:
               emitted = true;
-              co_await sink.token(it.text);
+              if (!sink.try_token(it.text)) co_await sink.token(it.text);
               break;
             case StreamItem::Kind::tool_call:
               emitted = true;
@@ -520,7 +544,7 @@ struct OpenAIEngine::Impl {
       if (sse.done() && !parser.is_done()) {
         // [DONE] came: the body's end is due at once. Do not hold the run for it; a body that
         // does not end soon only costs the connection.
-        wd.arm(std::min(opts.idle_timeout, milliseconds(500)), abort);
+        wd.arm(std::min(opts.idle_timeout, milliseconds(500)));
         while (!parser.is_done() && !ec) {
           res.body().data = buf;
           res.body().size = sizeof buf;
@@ -570,7 +594,7 @@ struct OpenAIEngine::Impl {
                                             bool& emitted) {
     auto ex = co_await asio::this_coro::executor;
     Live live;
-    Watchdog wd(ex);
+    Watchdog wd(ex, [&live] { live.abort(); });
     sink.on_cancel([&live] { live.abort(); });
     struct HookGuard {
       app::EngineSink& s;
@@ -593,9 +617,9 @@ struct OpenAIEngine::Impl {
       bool reusable = false;
       std::optional<Failure> f;
       if (conn->tls)
-        f = co_await exchange(*conn->tls, *conn, live, wd, body, sink, emitted, reusable);
+        f = co_await exchange(*conn->tls, *conn, wd, body, sink, emitted, reusable);
       else
-        f = co_await exchange(*conn->plain, *conn, live, wd, body, sink, emitted, reusable);
+        f = co_await exchange(*conn->plain, *conn, wd, body, sink, emitted, reusable);
       live.conn = nullptr;
       if (reusable && !sink.canceled())
         pool.put(key, std::move(conn));

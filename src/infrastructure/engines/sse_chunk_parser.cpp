@@ -1,6 +1,8 @@
 #include "sse_chunk_parser.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -64,6 +66,21 @@ std::size_t incomplete_utf8_tail(std::string_view s) {
   return 0;
 }
 
+struct SseChunkParser::Json {
+  static json::parse_options options() {
+    json::parse_options o;
+    o.allow_invalid_utf8 = true;  // a character split across deltas is glued back below
+    return o;
+  }
+  // In the order they depend on each other: the resource uses the buffer, values use both.
+  unsigned char buffer[4096];
+  json::monotonic_resource memory{buffer, sizeof buffer};
+  json::parser parser{json::storage_ptr(), options()};
+};
+
+SseChunkParser::SseChunkParser() : json_(std::make_unique<Json>()) {}
+SseChunkParser::~SseChunkParser() = default;
+
 void SseChunkParser::feed(std::string_view bytes, std::vector<StreamItem>& out) {
   std::size_t start = 0;
   for (std::size_t i = 0; i < bytes.size(); ++i) {
@@ -73,13 +90,21 @@ void SseChunkParser::feed(std::string_view bytes, std::vector<StreamItem>& out) 
       continue;
     }
     const bool lf_after_cr = c == '\n' && skip_lf_;
-    line_.append(bytes.data() + start, i - start);
-    start = i + 1;
     skip_lf_ = c == '\r';
-    if (lf_after_cr) continue;  // the second half of a CRLF
-    std::string line;
-    line.swap(line_);
-    on_line(line, out);
+    if (lf_after_cr) {  // the second half of a CRLF
+      start = i + 1;
+      continue;
+    }
+    const std::string_view piece(bytes.data() + start, i - start);
+    start = i + 1;
+    if (line_.empty()) {
+      on_line(piece, out);  // the whole line is in `bytes`: no copy
+    } else {
+      line_.append(piece);
+      std::string line;
+      line.swap(line_);
+      on_line(line, out);
+    }
   }
   line_.append(bytes.data() + start, bytes.size() - start);
   if (line_.size() > kMaxLine)
@@ -118,11 +143,13 @@ void SseChunkParser::on_line(std::string_view line, std::vector<StreamItem>& out
 
 void SseChunkParser::dispatch(std::vector<StreamItem>& out) {
   if (!has_data_) return;
-  std::string data;
-  data.swap(data_);
   has_data_ = false;
+  struct Clear {
+    std::string& s;
+    ~Clear() { s.clear(); }  // keeps the capacity for the next event
+  } clear{data_};
   if (done_) return;
-  on_data(data, out);
+  on_data(data_, out);
 }
 
 void SseChunkParser::on_data(std::string_view data, std::vector<StreamItem>& out) {
@@ -137,10 +164,11 @@ void SseChunkParser::on_data(std::string_view data, std::vector<StreamItem>& out
     return;
   }
 
-  json::parse_options opts;
-  opts.allow_invalid_utf8 = true;  // a character split across deltas is glued back below
   boost::system::error_code ec;
-  json::value v = json::parse(data, ec, {}, opts);
+  json_->memory.release();  // the previous chunk's value is gone
+  json_->parser.reset(json::storage_ptr(&json_->memory));
+  json_->parser.write(data.data(), data.size(), ec);
+  json::value v = ec ? json::value() : json_->parser.release();
   if (ec) throw ChunkError("malformed chunk (" + ec.message() + "): " + excerpt(data));
   if (!v.is_object()) throw ChunkError("malformed chunk (not a JSON object): " + excerpt(data));
   const auto& obj = v.get_object();

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -46,6 +47,11 @@ struct StreamItem {
 
 class SseChunkParser {
  public:
+  SseChunkParser();
+  ~SseChunkParser();
+  SseChunkParser(const SseChunkParser&) = delete;
+  SseChunkParser& operator=(const SseChunkParser&) = delete;
+
   /// A line longer than this is refused (a stream that never sends a newline cannot grow
   /// memory without bound).
   static constexpr std::size_t kMaxLine = 8u << 20;
@@ -80,6 +86,8 @@ class SseChunkParser {
   bool done_ = false;
   std::string carry_;  ///< the first bytes of a UTF-8 character whose rest has not come yet
   std::map<std::size_t, ToolCall> tools_;
+  struct Json;  ///< a JSON parser and its memory, reused chunk after chunk (no allocation per chunk)
+  std::unique_ptr<Json> json_;
 };
 
 /// How many bytes at the end of `s` form the start of a UTF-8 character that is not complete

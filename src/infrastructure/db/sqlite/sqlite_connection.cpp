@@ -24,6 +24,11 @@ Statement& Statement::bind(int i, std::string_view v) {
   return *this;
 }
 
+Statement& Statement::bind_unowned(int i, std::string_view v) {
+  check(sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8));
+  return *this;
+}
+
 Statement& Statement::bind(int i, const std::optional<std::string>& v) {
   if (v) return bind(i, std::string_view(*v));
   check(sqlite3_bind_null(stmt_, i));

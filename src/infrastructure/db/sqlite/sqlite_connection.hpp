@@ -29,6 +29,8 @@ class Statement {
   Statement& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
   Statement& bind(int i, const std::optional<std::string>& v);
   Statement& bind(int i, const std::optional<std::int64_t>& v);
+  /// Binds without copying: `v` must outlive the statement's next reset.
+  Statement& bind_unowned(int i, std::string_view v);
   /// True while a row is available.
   bool step();
   /// Steps to completion (for statements that return no rows).

@@ -67,6 +67,16 @@ SqliteDatabase::SqliteDatabase(SqliteOptions opts) : opts_(std::move(opts)) {
   if (!memory_)
     for (int i = 0; i < std::max(1, opts_.readers); ++i)
       reader_conns_.push_back(open_connection(false));
+  if (!memory_) {
+    checkpoint_conn_ = open_connection(false);
+    checkpoint_conn_->exec(opts_.synchronous_full ? "PRAGMA synchronous = FULL"
+                                                  : "PRAGMA synchronous = NORMAL");
+    sqlite3_wal_hook(writer_conn_->raw(), &SqliteDatabase::on_wal_commit, this);
+    checkpointer_ = std::thread([this] {
+      name_this_thread("sqlite-checkpoint");
+      checkpoint_loop();
+    });
+  }
   writer_ = std::thread([this] {
     name_this_thread("sqlite-writer");
     writer_loop();
@@ -123,6 +133,46 @@ void SqliteDatabase::stop() {
   for (auto& t : readers_)
     if (t.joinable()) t.join();
   readers_.clear();
+  {
+    std::lock_guard lock(cmu_);
+    checkpoint_stop_ = true;
+  }
+  ccv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+// The writer's connection, after each commit (in place of SQLite's auto-checkpoint).
+int SqliteDatabase::on_wal_commit(void* self, sqlite3* db, const char* /*schema*/, int frames) {
+  auto* me = static_cast<SqliteDatabase*>(self);
+  if (frames >= kWalHardFrames) {
+    // Bound the WAL here, as SQLite itself would; after the checkpoint thread's current run.
+    std::lock_guard lock(me->checkpoint_mu_);
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else if (frames >= kCheckpointFrames) {
+    {
+      std::lock_guard lock(me->cmu_);
+      me->checkpoint_due_ = true;
+    }
+    me->ccv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void SqliteDatabase::checkpoint_loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(cmu_);
+      ccv_.wait(lock, [this] { return checkpoint_due_ || checkpoint_stop_; });
+      if (checkpoint_stop_) return;
+      checkpoint_due_ = false;
+    }
+    // PASSIVE: copies what no reader still needs and never blocks the writer. A busy or failed
+    // checkpoint is retried at the next commit's signal; SQLite restarts the WAL from its
+    // beginning once everything in it was copied.
+    std::lock_guard lock(checkpoint_mu_);
+    sqlite3_wal_checkpoint_v2(checkpoint_conn_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                              nullptr, nullptr);
+  }
 }
 
 SqliteDatabase::Stats SqliteDatabase::stats() const {

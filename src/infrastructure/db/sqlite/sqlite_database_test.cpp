@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <stdexcept>
@@ -165,6 +167,53 @@ TEST(SqliteDatabase, WritesReturnAfterCommitAndHooksAndReadsSeeThem) {
     return u ? u->name : std::string("<none>");
   }));
   EXPECT_EQ(name, "alice");
+}
+
+TEST(SqliteDatabase, CheckpointsCopyTheWalIntoTheDatabaseFileOffTheWriter) {
+  // SQLite's own auto-checkpoint is off on the writer (a commit would wait for it): the
+  // checkpoint thread must copy the WAL into the database file, or the file stays as it was
+  // created until the last connection closes, and the WAL grows without end.
+  TempDbPath path;
+  IoRunner io(2);
+  SqliteDatabase db(file_options(path));
+  const std::string run_id = "00000000-0000-4000-8000-000000000001";
+  run_sync(io.io(), db.write([&](app::WriteTx& tx) {
+    const auto u = tx.repos().users.insert("alice", 1);
+    tx.repos().threads.insert(domain::Thread{"00000000-0000-4000-8000-000000000002", u.id, "t", 1});
+    domain::Run r;
+    r.id = run_id;
+    r.thread_id = "00000000-0000-4000-8000-000000000002";
+    r.message_id = "00000000-0000-4000-8000-000000000003";
+    r.status = domain::RunStatus::queued;
+    r.created_at = 1;
+    tx.repos().messages.insert(domain::Message{r.message_id, r.thread_id, domain::Role::user,
+                                               "hi", 1, r.id});
+    tx.repos().runs.insert(r);
+    return 0;
+  }));
+  const auto initial = std::filesystem::file_size(path.str());
+  const std::string text(8192, 'x');
+  std::int64_t seq = 0;
+  auto write_events = [&](int commits) {
+    for (int c = 0; c < commits; ++c)
+      run_sync(io.io(), db.write([&](app::WriteTx& tx) {
+        for (int i = 0; i < 10; ++i)
+          tx.repos().events.append(domain::RunEvent{run_id, ++seq, domain::EventType::token,
+                                                    R"({"text":")" + text + R"("})", 1});
+        return 0;
+      }));
+  };
+  // 1,500 events of 8 KiB: ~3,000 WAL pages, past the checkpointer's signal (1,000), short of
+  // the writer's own limit (4,000). Only the checkpoint thread copies them into the file.
+  write_events(150);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::filesystem::file_size(path.str()) < initial + 8u * 1024 * 1024 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GE(std::filesystem::file_size(path.str()), initial + 8u * 1024 * 1024);
+  // 36 MiB more: the WAL restarts from its beginning and stays under the writer's limit.
+  write_events(450);
+  EXPECT_LT(std::filesystem::file_size(path.str() + "-wal"), 20u * 1024 * 1024);
 }
 
 TEST(SqliteDatabase, AFailingJobFailsAloneAndTheOthersCommit) {

@@ -182,6 +182,22 @@ class Events final : public RunEventRepository {
     c_.prepare(sql::kAppendEvent).bind(1, e.run_id).bind(2, e.seq).bind(3, to_string(e.type))
         .bind(4, e.data).bind(5, e.created_at).run();
   }
+  void append_all(const std::vector<std::shared_ptr<const RunEvent>>& events) override {
+    std::size_t i = 0;
+    for (; i + sql::kEventsPerInsert <= events.size(); i += sql::kEventsPerInsert) {
+      auto& s = c_.prepare(sql::append_events_sql());
+      Reset r{s};  // the bindings point into `events`
+      for (int k = 0; k < sql::kEventsPerInsert; ++k) {
+        const RunEvent& e = *events[i + static_cast<std::size_t>(k)];
+        const int at = k * 5;
+        s.bind_unowned(at + 1, e.run_id).bind(at + 2, e.seq)
+            .bind_unowned(at + 3, to_string(e.type)).bind_unowned(at + 4, e.data)
+            .bind(at + 5, e.created_at);
+      }
+      s.run();
+    }
+    for (; i < events.size(); ++i) append(*events[i]);
+  }
   std::vector<RunEvent> list_after(const std::string& run_id, std::int64_t after,
                                    int limit) override {
     auto& s = c_.prepare(sql::kListEventsAfter).bind(1, run_id).bind(2, after)

@@ -1,6 +1,8 @@
 #pragma once
 // SQL of the SQLite backend, as named constants.
 
+#include <string>
+
 namespace chat::infra::sqlite::sql {
 
 inline constexpr const char* kInsertUser =
@@ -58,6 +60,17 @@ inline constexpr const char* kFinishRun =
 
 inline constexpr const char* kAppendEvent =
     "INSERT INTO run_events(run_id, seq, type, data, created_at) VALUES(?1, ?2, ?3, ?4, ?5)";
+/// kAppendEvent for kEventsPerInsert events at once (parameters numbered row after row): a batch
+/// costs one statement per kEventsPerInsert events instead of one per event.
+inline constexpr int kEventsPerInsert = 32;
+inline const char* append_events_sql() {
+  static const std::string sql = [] {
+    std::string q = "INSERT INTO run_events(run_id, seq, type, data, created_at) VALUES";
+    for (int i = 0; i < kEventsPerInsert; ++i) q += i == 0 ? "(?,?,?,?,?)" : ",(?,?,?,?,?)";
+    return q;
+  }();
+  return sql.c_str();  // stable: the statement cache is keyed by this pointer
+}
 inline constexpr const char* kListEventsAfter =
     "SELECT run_id, seq, type, data, created_at FROM run_events WHERE run_id = ?1 AND seq > ?2 "
     "ORDER BY seq LIMIT ?3";
