@@ -36,19 +36,25 @@ void append_json_string(std::string& out, std::string_view s) {
   static constexpr std::array<char, 16> hex{'0', '1', '2', '3', '4', '5', '6', '7',
                                             '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
   out.push_back('"');
+  std::size_t run = 0;  // the start of the bytes that need no escape: copied a run at a time
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_len(s, i);
-      if (n == 0) {
-        out.append(kReplacement);
-        ++i;
-      } else {
-        out.append(s.substr(i, n));
-        i += n;
-      }
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++i;
       continue;
     }
+    if (c >= 0x80) {
+      const std::size_t n = utf8_len(s, i);
+      if (n != 0) {
+        i += n;
+        continue;
+      }
+      out.append(s.substr(run, i - run));
+      out.append(kReplacement);
+      run = ++i;
+      continue;
+    }
+    out.append(s.substr(run, i - run));
     switch (c) {
       case '"': out.append("\\\""); break;
       case '\\': out.append("\\\\"); break;
@@ -58,16 +64,13 @@ void append_json_string(std::string& out, std::string_view s) {
       case '\b': out.append("\\b"); break;
       case '\f': out.append("\\f"); break;
       default:
-        if (c < 0x20) {
-          out.append("\\u00");
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 0xF]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+        out.append("\\u00");
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 0xF]);
     }
-    ++i;
+    run = ++i;
   }
+  out.append(s.substr(run));
   out.push_back('"');
 }
 

@@ -1,5 +1,7 @@
 #include "sse_chunk_parser.hpp"
 
+#include <cstring>
+
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
@@ -82,21 +84,21 @@ SseChunkParser::SseChunkParser() : json_(std::make_unique<Json>()) {}
 SseChunkParser::~SseChunkParser() = default;
 
 void SseChunkParser::feed(std::string_view bytes, std::vector<StreamItem>& out) {
+  const char* const p = bytes.data();
+  const std::size_t n = bytes.size();
   std::size_t start = 0;
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    const char c = bytes[i];
-    if (c != '\r' && c != '\n') {
-      skip_lf_ = false;
-      continue;
-    }
-    const bool lf_after_cr = c == '\n' && skip_lf_;
-    skip_lf_ = c == '\r';
-    if (lf_after_cr) {  // the second half of a CRLF
-      start = i + 1;
-      continue;
-    }
-    const std::string_view piece(bytes.data() + start, i - start);
-    start = i + 1;
+  if (skip_lf_ && n > 0) {  // the last feed ended with a CR: a LF now is its second half
+    skip_lf_ = false;
+    if (p[0] == '\n') start = 1;
+  }
+  while (start < n) {
+    // The line ends at the first CR or LF (memchr for each: most lines hold no CR).
+    const void* lf = std::memchr(p + start, '\n', n - start);
+    const std::size_t lf_at = lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - p) : n;
+    const void* cr = std::memchr(p + start, '\r', lf_at - start);
+    const std::size_t end = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - p) : lf_at;
+    if (end == n) break;  // the rest is the start of a line
+    const std::string_view piece(p + start, end - start);
     if (line_.empty()) {
       on_line(piece, out);  // the whole line is in `bytes`: no copy
     } else {
@@ -104,6 +106,11 @@ void SseChunkParser::feed(std::string_view bytes, std::vector<StreamItem>& out) 
       std::string line;
       line.swap(line_);
       on_line(line, out);
+    }
+    start = end + 1;
+    if (p[end] == '\r') {
+      if (start == n) skip_lf_ = true;    // its LF, if any, comes with the next bytes
+      else if (p[start] == '\n') ++start;  // CRLF
     }
   }
   line_.append(bytes.data() + start, bytes.size() - start);

@@ -183,19 +183,8 @@ class Events final : public RunEventRepository {
         .bind(4, e.data).bind(5, e.created_at).run();
   }
   void append_all(const std::vector<std::shared_ptr<const RunEvent>>& events) override {
-    std::size_t i = 0;
-    for (; i + sql::kEventsPerInsert <= events.size(); i += sql::kEventsPerInsert) {
-      auto& s = c_.prepare(sql::append_events_sql());
-      Reset r{s};  // the bindings point into `events`
-      for (int k = 0; k < sql::kEventsPerInsert; ++k) {
-        const RunEvent& e = *events[i + static_cast<std::size_t>(k)];
-        const int at = k * 5;
-        s.bind_unowned(at + 1, e.run_id).bind(at + 2, e.seq)
-            .bind_unowned(at + 3, to_string(e.type)).bind_unowned(at + 4, e.data)
-            .bind(at + 5, e.created_at);
-      }
-      s.run();
-    }
+    std::size_t i = append_rows<32>(events, 0);
+    i = append_rows<8>(events, i);
     for (; i < events.size(); ++i) append(*events[i]);
   }
   std::vector<RunEvent> list_after(const std::string& run_id, std::int64_t after,
@@ -224,6 +213,26 @@ class Events final : public RunEventRepository {
 
  private:
   Connection& c_;
+  // Appends events[from...] in statements of Rows events while Rows are left; returns where
+  // it stopped.
+  template <int Rows>
+  std::size_t append_rows(const std::vector<std::shared_ptr<const RunEvent>>& events,
+                          std::size_t from) {
+    std::size_t i = from;
+    for (; i + Rows <= events.size(); i += Rows) {
+      auto& s = c_.prepare(sql::append_events_sql<Rows>());
+      Reset r{s};  // the bindings point into `events`
+      for (int k = 0; k < Rows; ++k) {
+        const RunEvent& e = *events[i + static_cast<std::size_t>(k)];
+        const int at = k * 5;
+        s.bind_unowned(at + 1, e.run_id).bind(at + 2, e.seq)
+            .bind_unowned(at + 3, to_string(e.type)).bind_unowned(at + 4, e.data)
+            .bind(at + 5, e.created_at);
+      }
+      s.run();
+    }
+    return i;
+  }
 };
 
 class Idempotency final : public IdempotencyRepository {

@@ -60,13 +60,13 @@ inline constexpr const char* kFinishRun =
 
 inline constexpr const char* kAppendEvent =
     "INSERT INTO run_events(run_id, seq, type, data, created_at) VALUES(?1, ?2, ?3, ?4, ?5)";
-/// kAppendEvent for kEventsPerInsert events at once (parameters numbered row after row): a batch
-/// costs one statement per kEventsPerInsert events instead of one per event.
-inline constexpr int kEventsPerInsert = 32;
+/// kAppendEvent for `Rows` events at once (parameters numbered row after row): a batch costs
+/// one statement per 32 events (then per 8 of the rest) instead of one per event.
+template <int Rows>
 inline const char* append_events_sql() {
   static const std::string sql = [] {
     std::string q = "INSERT INTO run_events(run_id, seq, type, data, created_at) VALUES";
-    for (int i = 0; i < kEventsPerInsert; ++i) q += i == 0 ? "(?,?,?,?,?)" : ",(?,?,?,?,?)";
+    for (int i = 0; i < Rows; ++i) q += i == 0 ? "(?,?,?,?,?)" : ",(?,?,?,?,?)";
     return q;
   }();
   return sql.c_str();  // stable: the statement cache is keyed by this pointer
