@@ -59,9 +59,7 @@ class ExecutorSink final : public EngineSink {
   Task<void> token(const std::string& text) override {
     if (try_token(text)) co_return;
     std::string clean = domain::storable_text(text);
-    std::string data = "{\"text\":";
-    domain::append_json_string(data, clean);
-    data += "}";
+    std::string data = token_data(clean);
     co_await append(EventType::token, std::move(data), std::move(clean));
   }
 
@@ -69,9 +67,7 @@ class ExecutorSink final : public EngineSink {
     if (text.empty()) return true;
     if (!failure_.empty() || (pending_.size() >= kMaxPending && flushing_)) return false;
     std::string clean = domain::storable_text(text);
-    std::string data = "{\"text\":";
-    domain::append_json_string(data, clean);
-    data += "}";
+    std::string data = token_data(clean);
     push(EventType::token, std::move(data), std::move(clean));
     return true;
   }
@@ -104,6 +100,13 @@ class ExecutorSink final : public EngineSink {
     RunEvent event;
     std::string text;
   };
+
+  static std::string token_data(const std::string& clean) {
+    std::string data = "{\"text\":";
+    domain::append_json_string(data, clean);
+    data += "}";
+    return data;
+  }
 
   Task<void> append(EventType type, std::string data, std::string text) {
     if (!failure_.empty()) throw std::runtime_error(failure_);
