@@ -108,10 +108,13 @@ inline constexpr const char* kReleaseLeases =
 
 // The buffered appends of a transaction, all in one statement: five parallel arrays (text
 // literals), unnested in order. One round trip whatever the number of events and runs.
+// The batch's runs are checked (and locked) once, before its rows go in: migration 0006.
 inline constexpr const char* kAppendEvents =
+    "WITH checked AS (SELECT lock_runs_for_events("
+    "ARRAY(SELECT DISTINCT r FROM unnest($1::uuid[]) AS r))) "
     "INSERT INTO run_events(run_id, seq, type, data, created_at) "
     "SELECT u.run_id, u.seq, u.type, u.data::jsonb, to_timestamp(u.at / 1000.0) "
-    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
+    "FROM checked, unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
     "AS u(run_id, seq, type, data, at)";
 // data::text is jsonb's rendering ("{"a": 1}"); the repository compacts it again.
 inline constexpr const char* kListEventsAfter =
