@@ -6,6 +6,8 @@ The fake upstream streams N chunks as fast as it can, each stamped with its send
   1. direct:  a client reads the stream from the fake itself;
   2. service: the chatbot (`--engine openai`) reads the same stream and a client reads the
      run's event stream; each token event still carries the stamp.
+Both clients are stamp_reader (C++, built beside fake_openai), so the reader's own cost is small
+next to what it measures.
 Per chunk latency = receipt time - stamp. The added latency is the service's minus the direct
 one, percentile by percentile.
 
@@ -13,8 +15,7 @@ one, percentile by percentile.
 """
 import json
 import os
-import re
-import socket
+import subprocess
 import sys
 import time
 
@@ -24,64 +25,35 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 import fake_openai_client as fo  # noqa: E402
 import harness  # noqa: E402
 
-STAMP = re.compile(rb"<(\d+)>")
-
-
 def script(fake, n, head_delay_ms, pace_ms=0):
     item = {"data": {"choices": [{"index": 0, "delta": {"content": "<{{t}}>"}, "finish_reason": None}]},
             "repeat": n, "stamp": True, "delay_ms": pace_ms}
     fake.script([{"status": 200, "head_delay_ms": head_delay_ms, "chunks": [item, fo.DONE]}])
 
 
+def reader_binary():
+    """stamp_reader, built beside fake_openai (tests/fake_openai/stamp_reader.cpp)."""
+    return os.path.join(os.path.dirname(os.path.abspath(fo.fake_binary())), "stamp_reader")
+
+
+def read_stamps(host, port, path, n, body=None):
+    """Latency of each of the first n stamped chunks (s), as the lean C++ reader saw them."""
+    cmd = [reader_binary(), host, str(port), path, str(n)] + ([body] if body else [])
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True, timeout=120).stdout
+    return [int(v) / 1e6 for v in out.split()]
+
+
 def direct(fake, n):
-    body = b'{"model":"m","stream":true,"messages":[]}'
-    s = socket.create_connection((fake.host, fake.port))
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-    lat = []
-    buf = b""
-    while len(lat) < n:
-        data = s.recv(65536)
-        if not data:
-            break
-        now = time.monotonic()
-        buf += data
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            m = STAMP.search(line)
-            if m and line.startswith(b"data:"):
-                lat.append(now - int(m.group(1)) / 1e6)
-    s.close()
-    return lat
+    return read_stamps(fake.host, fake.port, "/v1/chat/completions", n,
+                       '{"model":"m","stream":true,"messages":[]}')
 
 
 def via_service(srv, n):
-    """The run's event stream, read as lean as the direct client reads the upstream's."""
+    """The run's event stream, read by the same reader. The final event repeats the whole text
+    (every stamp): the reader stops after the n token events."""
     tid = srv.create_thread()["thread_id"]
     p = srv.post_message(tid, "go")
-    s = socket.create_connection((srv.host, srv.port))
-    s.sendall(b"GET /api/runs/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
-              % p["run_id"].encode())
-    lat = []
-    buf = b""
-    done = False
-    while not done:
-        data = s.recv(65536)
-        if not data:
-            break
-        now = time.monotonic()
-        buf += data
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            if line.startswith(b"data:"):
-                m = STAMP.search(line)
-                if m:
-                    lat.append(now - int(m.group(1)) / 1e6)
-            elif line.startswith(b"event: done"):
-                done = True
-    s.close()
-    # The final event repeats the whole text (every stamp): keep the token events only.
-    return lat[:n]
+    return read_stamps(srv.host, srv.port, "/api/runs/%s/events" % p["run_id"], n)
 
 
 def pct(v, q):

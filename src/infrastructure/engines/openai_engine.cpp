@@ -476,6 +476,18 @@ struct OpenAIEngine::Impl {
       co_await http::async_read_some(stream, conn.buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, rec));
       if (rec == http::error::need_buffer) rec = {};
+      // A read brings many chunks, and the parser stops after each chunk header and body:
+      // parse the rest of what is buffered here, not one trip through the scheduler a chunk.
+      // (eager(true) would not do: it stops only when `buf` is full, holding back a slow
+      // stream.) An incomplete element (need_more) waits for the next read.
+      while (!rec && res.body().size > 0 && conn.buffer.size() > 0 && !parser.is_done()) {
+        error_code pec;
+        const std::size_t used = parser.put(conn.buffer.data(), pec);
+        conn.buffer.consume(used);
+        if (pec == http::error::need_more || pec == http::error::need_buffer) break;
+        if (pec) rec = pec;
+        if (used == 0) break;
+      }
       co_return sizeof buf - res.body().size;
     };
 
@@ -509,14 +521,16 @@ struct OpenAIEngine::Impl {
       if (sink.canceled()) co_return std::nullopt;
       if (n > 0) {
         items.clear();
+        // A read holds many chunks: what came before a bad one is still the reply's.
+        std::optional<Failure> bad;
         try {
           sse.feed(std::string_view(buf, n), items);
         } catch (const ChunkError& e) {
-          co_return Failure{"malformed chunk from upstream: " + std::string(e.what()), false,
-                            std::nullopt, false};
+          bad = Failure{"malformed chunk from upstream: " + std::string(e.what()), false,
+                        std::nullopt, false};
         } catch (const StreamErrorReported& e) {
-          co_return Failure{"upstream reported an error mid-stream: " + std::string(e.what()),
-                            false, std::nullopt, false};
+          bad = Failure{"upstream reported an error mid-stream: " + std::string(e.what()), false,
+                        std::nullopt, false};
         }
         saw_data = true;
         for (auto& it : items) {
@@ -539,6 +553,7 @@ struct OpenAIEngine::Impl {
           }
         }
         if (sink.canceled()) co_return std::nullopt;
+        if (bad) co_return bad;
       }
       if (ec) break;
       if (sse.done() && !parser.is_done()) {
