@@ -294,34 +294,57 @@ Task<Result<PostedMessage>> ChatService::post_message(std::string thread_id, std
   const auto now = clock_.now();
   PostedMessage fresh{ids_.uuid(), ids_.uuid(), *id, RunStatus::queued};
   std::optional<std::string> active;  // for `reject`: the run that is in the way
-  auto posted = co_await db_.write([&](WriteTx& tx) -> std::optional<PostedMessage> {
-    auto& r = tx.repos();
-    active.reset();
-    if (!r.threads.find(*id)) return std::nullopt;
-    if (key) {
-      if (auto stored = r.idempotency.find(*id, *key)) {
-        const auto sp = stored->find(' ');
-        return PostedMessage{stored->substr(0, sp), stored->substr(sp + 1), *id,
-                             RunStatus::queued};
-      }
-    }
-    if (options.strategy == MultitaskStrategy::reject) {
-      for (const auto& run : r.runs.list_by_thread(*id))
-        if (!domain::is_terminal(run.status)) {
-          active = run.id;
-          return std::nullopt;
+  // A run whose thread is idle starts in this transaction: one commit fewer before its first
+  // token (the executor then only reads what it needs).
+  bool reserved = false;
+  std::optional<PostedMessage> posted;
+  std::exception_ptr failed;
+  try {
+    posted = co_await db_.write([&](WriteTx& tx) -> std::optional<PostedMessage> {
+      auto& r = tx.repos();
+      active.reset();
+      if (!r.threads.find(*id)) return std::nullopt;
+      if (key) {
+        if (auto stored = r.idempotency.find(*id, *key)) {
+          const auto sp = stored->find(' ');
+          return PostedMessage{stored->substr(0, sp), stored->substr(sp + 1), *id,
+                               RunStatus::queued};
         }
-    }
-    domain::Run run{fresh.run_id, *id, fresh.message_id, RunStatus::queued, now,
-                    std::nullopt,  std::nullopt, std::nullopt, 0};
-    run.webhook = options.webhook;
-    r.runs.insert(run);
-    r.messages.insert(
-        domain::Message{fresh.message_id, *id, domain::Role::user, content, now, fresh.run_id});
-    if (key) r.idempotency.insert(*id, *key, fresh.run_id + " " + fresh.message_id, now);
-    tx.after_commit([this, fresh] { scheduler_.enqueue(fresh.thread_id, fresh.run_id); });
-    return fresh;
-  });
+      }
+      if (options.strategy == MultitaskStrategy::reject) {
+        for (const auto& run : r.runs.list_by_thread(*id))
+          if (!domain::is_terminal(run.status)) {
+            active = run.id;
+            return std::nullopt;
+          }
+      }
+      if (!reserved) reserved = scheduler_.reserve_start(fresh.thread_id, fresh.run_id);
+      domain::Run run{fresh.run_id, *id, fresh.message_id, RunStatus::queued, now,
+                      std::nullopt,  std::nullopt, std::nullopt, 0};
+      if (reserved) {
+        run.status = RunStatus::running;
+        run.started_at = now;
+      }
+      run.webhook = options.webhook;
+      r.runs.insert(run);
+      r.messages.insert(
+          domain::Message{fresh.message_id, *id, domain::Role::user, content, now, fresh.run_id});
+      if (key) r.idempotency.insert(*id, *key, fresh.run_id + " " + fresh.message_id, now);
+      if (reserved) {
+        append_started(tx, hub_, fresh.run_id, 1, now);
+        tx.after_commit(
+            [this, fresh] { scheduler_.start_reserved(fresh.thread_id, fresh.run_id); });
+      } else {
+        tx.after_commit([this, fresh] { scheduler_.enqueue(fresh.thread_id, fresh.run_id); });
+      }
+      return fresh;
+    });
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  if (reserved && (failed || !posted || posted->run_id != fresh.run_id))
+    scheduler_.release_reserved(fresh.thread_id, fresh.run_id);  // not committed
+  if (failed) std::rethrow_exception(failed);
   if (active)
     co_return domain::conflict("The thread has an active run (multitask_strategy is reject)",
                                "run_id", *active);

@@ -225,6 +225,19 @@ void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<EventPtr> events
   tx.after_commit([&hub, events = std::move(events)] { hub.publish(events); });
 }
 
+bool mark_started(WriteTx& tx, EventHub& hub, const std::string& run_id, std::int64_t last_seq,
+                  domain::Timestamp now) {
+  if (!tx.repos().runs.mark_running(run_id, now)) return false;
+  append_started(tx, hub, run_id, last_seq + 1, now);
+  return true;
+}
+
+void append_started(WriteTx& tx, EventHub& hub, const std::string& run_id, std::int64_t seq,
+                    domain::Timestamp now) {
+  append_and_publish(
+      tx, hub, {RunEvent{run_id, seq, EventType::state, status_json(RunStatus::running), now}});
+}
+
 Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> ctl,
                                 bool claimed) {
   // Start: mark the run running (or, claimed, read it), retried until the database answers. A
@@ -254,21 +267,21 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
       } else {
         started = co_await db_.write([&](WriteTx& tx) -> std::optional<Started> {
           auto& r = tx.repos();
-          const bool marked = r.runs.mark_running(run_id, now);
           auto run = r.runs.find(run_id);
           if (!run) return std::nullopt;
+          const bool marked = mark_started(tx, hub_, run_id, run->last_seq, now);
           if (!marked && !(retry && run->status == RunStatus::running)) return std::nullopt;
+          if (marked) {
+            run->status = RunStatus::running;
+            run->started_at = now;
+          }
           Started s{*run, {}, run->last_seq};
           for (auto& m : r.messages.list_by_thread(run->thread_id)) {
             const bool mine = m.id == run->message_id;
             s.history.push_back(std::move(m));
             if (mine) break;
           }
-          if (!marked) return s;  // our earlier attempt committed, its `state` event too
-          append_and_publish(tx, hub_,
-                             {RunEvent{run_id, s.seq + 1, EventType::state,
-                                       status_json(RunStatus::running), now}});
-          s.seq += 1;
+          if (marked) s.seq += 1;  // else our earlier attempt committed, its `state` event too
           return s;
         });
       }

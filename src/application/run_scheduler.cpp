@@ -182,6 +182,27 @@ void RunScheduler::enqueue(const std::string& thread_id, const std::string& run_
   pump_locked();
 }
 
+bool RunScheduler::reserve_start(const std::string& thread_id, const std::string& run_id) {
+  if (cluster_) return false;  // the database decides who starts what (claims)
+  std::lock_guard lock(mu_);
+  if (controls_.count(run_id)) return true;  // the transaction is being retried
+  if (stopping_ || controls_.size() >= max_concurrent_ || threads_.count(thread_id)) return false;
+  threads_[thread_id].active = true;
+  controls_[run_id] = std::make_shared<RunControl>(boost::asio::make_strand(io_.get_executor()));
+  return true;
+}
+
+void RunScheduler::start_reserved(const std::string& thread_id, const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  auto it = controls_.find(run_id);
+  if (it == controls_.end()) return;
+  spawn(thread_id, run_id, it->second, true);
+}
+
+void RunScheduler::release_reserved(const std::string& thread_id, const std::string& run_id) {
+  finished(thread_id, run_id);
+}
+
 bool RunScheduler::remove_queued(const std::string& thread_id, const std::string& run_id) {
   std::lock_guard lock(mu_);
   auto it = threads_.find(thread_id);
@@ -237,14 +258,23 @@ void RunScheduler::pump_locked() {
 
 void RunScheduler::start_locked(const std::string& thread_id, const std::string& run_id,
                                 bool claimed) {
-  auto strand = boost::asio::make_strand(io_.get_executor());
-  auto ctl = std::make_shared<RunControl>(strand);
+  auto ctl = std::make_shared<RunControl>(boost::asio::make_strand(io_.get_executor()));
   controls_[run_id] = ctl;
-  boost::asio::co_spawn(strand, executor_.execute(run_id, ctl, claimed),
-                        [this, thread_id, run_id](std::exception_ptr) {
-                          // execute() catches and logs its own failures; this frees the slot.
-                          finished(thread_id, run_id);
-                        });
+  spawn(thread_id, run_id, std::move(ctl), claimed);
+}
+
+void RunScheduler::spawn(const std::string& thread_id, const std::string& run_id,
+                         std::shared_ptr<RunControl> ctl, bool claimed) {
+  // Posted, never run inline: the caller holds mu_ (or a database's lock, in a commit's
+  // callback), and the executor's first step is a database call.
+  auto strand = ctl->strand;
+  boost::asio::post(strand, [this, thread_id, run_id, ctl = std::move(ctl), claimed] {
+    boost::asio::co_spawn(ctl->strand, executor_.execute(run_id, ctl, claimed),
+                          [this, thread_id, run_id](std::exception_ptr) {
+                            // execute() catches and logs its own failures; this frees the slot.
+                            finished(thread_id, run_id);
+                          });
+  });
 }
 
 void RunScheduler::finished(const std::string& thread_id, const std::string& run_id) {

@@ -69,6 +69,16 @@ class RunScheduler {
   /// Queues a committed run; call in creation (commit) order. Several instances: claims
   /// (the run is in the database), and announces it when this instance is full.
   void enqueue(const std::string& thread_id, const std::string& run_id);
+  /// One instance, inside the transaction that creates a run: true when the run may start at
+  /// once (its thread has no run queued or running here, a slot is free). The slot and the
+  /// thread are then held for it, and a cancel reaches it from the start; the caller stores the
+  /// run as running with its `state` event, then calls start_reserved after the commit, or
+  /// release_reserved when the transaction did not commit. Several instances: always false.
+  bool reserve_start(const std::string& thread_id, const std::string& run_id);
+  /// Executes a reserved run that its transaction stored as running.
+  void start_reserved(const std::string& thread_id, const std::string& run_id);
+  /// Gives back a reservation whose transaction did not commit.
+  void release_reserved(const std::string& thread_id, const std::string& run_id);
   /// Several instances: claims runs while slots are free (e.g. another instance announced one).
   void wake();
   /// Cancels a run only if this process executes it (a request from another instance).
@@ -91,6 +101,8 @@ class RunScheduler {
   };
   void pump_locked();
   void start_locked(const std::string& thread_id, const std::string& run_id, bool claimed);
+  void spawn(const std::string& thread_id, const std::string& run_id,
+             std::shared_ptr<RunControl> ctl, bool claimed);
   void finished(const std::string& thread_id, const std::string& run_id);
   Task<void> claim_loop();
   Task<void> lease_loop();

@@ -86,6 +86,37 @@ TEST(RunScheduler, ManyRunsOfOneThreadKeepTheirOrderWithoutHolding) {
   }
 }
 
+TEST(RunScheduler, ARunPostedToAnIdleThreadStartsInItsPostsTransaction) {
+  HarnessOptions o;
+  o.db = testkit::DbKind::flaky_memory;
+  ServiceHarness h(o);
+  h.engine.tokens = {};
+  h.engine.hold = true;
+  const auto t = h.make_thread();
+  // Only the POST may write: a start of its own would fail (and be retried, leaving the run
+  // queued), so a running run here was started by the POST's own commit.
+  h.flaky_db()->fail_writes_after(1, 1000000, false);
+  const auto a = h.post(t.id, "first");
+  auto run = h.run(a.run_id);
+  EXPECT_EQ(run.status, RunStatus::running);
+  EXPECT_TRUE(run.started_at.has_value());
+  EXPECT_EQ(type_list(h.events(a.run_id)), "state");
+  EXPECT_EQ(h.events(a.run_id).at(0).data, R"({"status":"running"})");
+  h.flaky_db()->fail_writes_after(0, 0, false);
+  // The thread is busy now: the next run waits, queued, with no event yet.
+  const auto b = h.post(t.id, "second");
+  EXPECT_EQ(h.run(b.run_id).status, RunStatus::queued);
+  EXPECT_EQ(h.run(b.run_id).last_seq, 0);
+  ASSERT_TRUE(testkit::wait_until([&] { return h.engine.was_started(a.run_id); }, 3000ms));
+  EXPECT_FALSE(h.engine.was_started(b.run_id));
+  h.engine.release_all();
+  ASSERT_TRUE(h.wait_terminal(a.run_id));
+  ASSERT_TRUE(h.wait_terminal(b.run_id));
+  EXPECT_EQ(h.run(a.run_id).status, RunStatus::done);
+  EXPECT_EQ(h.run(b.run_id).status, RunStatus::done);
+  EXPECT_EQ(type_list(h.events(b.run_id)).substr(0, 5), "state");  // started by the executor
+}
+
 TEST(RunScheduler, MaxConcurrentIsRespected) {
   HarnessOptions o;
   o.max_concurrent = 2;
@@ -306,10 +337,20 @@ TEST(RunExecutor, AStartTheDatabaseRefusesIsRetriedUntilItAnswers) {
     o.db = testkit::DbKind::flaky_memory;
     ServiceHarness h(o);
     h.engine.tokens = {"a", "b"};
+    h.engine.hold = true;
     const auto t = h.make_thread();
-    h.flaky_db()->fail_writes_after(1, 2, committed);  // the post goes in; the next two fail
+    // A run posted to an idle thread starts in its POST's transaction; one queued behind
+    // another starts in a transaction of its own, the one that fails here.
+    const auto first = h.post(t.id, "first");
     const auto p = h.post(t.id, "hi");
+    ASSERT_TRUE(h.wait_last_seq(first.run_id, 3));  // state, a, b: stored
+    // The first run's end goes in; the next two writes (the second run's start) fail.
+    h.flaky_db()->fail_writes_after(1, 2, committed);
+    h.engine.release(first.run_id);
+    h.engine.release(p.run_id);
+    ASSERT_TRUE(h.wait_terminal(first.run_id));
     ASSERT_TRUE(h.wait_terminal(p.run_id));
+    ASSERT_EQ(h.run(first.run_id).status, RunStatus::done);
     const auto run = h.run(p.run_id);
     EXPECT_EQ(run.status, RunStatus::done);
     const auto events = h.events(p.run_id);
@@ -319,7 +360,7 @@ TEST(RunExecutor, AStartTheDatabaseRefusesIsRetriedUntilItAnswers) {
     EXPECT_EQ(types.substr(0, std::string("state,token,token").size()), "state,token,token")
         << types;  // one `running` state, however many attempts
     EXPECT_EQ(types.substr(types.size() - std::string("state,done").size()), "state,done") << types;
-    EXPECT_EQ(h.messages_of(t.id).size(), 2u);
+    EXPECT_EQ(h.messages_of(t.id).size(), 4u);
   }
 }
 

@@ -49,6 +49,7 @@ class MessageRepository {
 class RunRepository {
  public:
   virtual ~RunRepository() = default;
+  /// Stores a new run as given (a run may be created already running: `status`, `started_at`).
   virtual void insert(const Run& r) = 0;
   /// With last_seq filled in.
   virtual std::optional<Run> find(const std::string& id) = 0;

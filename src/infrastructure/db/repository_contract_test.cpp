@@ -300,6 +300,18 @@ TEST_P(RepositoryContract, RunInsertAndFindKeepEveryField) {
   EXPECT_EQ(f->last_seq, 0);
 
   EXPECT_FALSE(repos().runs.find(new_id()).has_value());
+
+  // A run created already running (its thread was idle) keeps its status and start.
+  domain::Run s = r;
+  s.id = new_id();
+  s.status = RunStatus::running;
+  s.started_at = kT0 + 8;
+  repos().runs.insert(s);
+  const auto g = repos().runs.find(s.id);
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->status, RunStatus::running);
+  EXPECT_EQ(g->started_at, std::optional<domain::Timestamp>(kT0 + 8));
+  EXPECT_FALSE(repos().runs.mark_running(s.id, kT0 + 9));  // not queued
 }
 
 TEST_P(RepositoryContract, RunInsertForUnknownThreadThrows) {

@@ -151,7 +151,8 @@ class Runs final : public RunRepository {
                                   .add(r.message_id)
                                   .add(to_string(r.status))
                                   .add(r.created_at)
-                                  .add(r.webhook));
+                                  .add(r.webhook)
+                                  .add(r.started_at));
   }
   std::optional<Run> find(const std::string& id) override {
     if (!is_uuid(id)) return std::nullopt;

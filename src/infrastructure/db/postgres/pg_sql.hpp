@@ -56,8 +56,8 @@ inline constexpr const char* kListMessages =
   "(r.events_pruned_seq IS NOT NULL)::int, r.webhook"
 
 inline constexpr const char* kInsertRun =
-    "INSERT INTO runs(id, thread_id, message_id, status, created_at, webhook) "
-    "VALUES($1::uuid, $2::uuid, $3::uuid, $4, " CHAT_PG_TS("$5") ", $6)";
+    "INSERT INTO runs(id, thread_id, message_id, status, created_at, webhook, started_at) "
+    "VALUES($1::uuid, $2::uuid, $3::uuid, $4, " CHAT_PG_TS("$5") ", $6, " CHAT_PG_TS("$7") ")";
 inline constexpr const char* kFindRun =
     "SELECT " CHAT_PG_RUN_COLUMNS " FROM runs r WHERE r.id = $1::uuid";
 inline constexpr const char* kListRunsByThread =

@@ -140,7 +140,8 @@ class Runs final : public RunRepository {
   explicit Runs(Connection& c) : c_(c) {}
   void insert(const Run& r) override {
     c_.prepare(sql::kInsertRun).bind(1, r.id).bind(2, r.thread_id).bind(3, r.message_id)
-        .bind(4, to_string(r.status)).bind(5, r.created_at).bind(6, r.webhook).run();
+        .bind(4, to_string(r.status)).bind(5, r.created_at).bind(6, r.webhook)
+        .bind(7, r.started_at).run();
   }
   std::optional<Run> find(const std::string& id) override {
     auto& s = c_.prepare(sql::kFindRun).bind(1, id);

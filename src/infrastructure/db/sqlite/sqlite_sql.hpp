@@ -43,8 +43,8 @@ inline constexpr const char* kListMessages =
   "r.events_pruned_seq IS NOT NULL, r.webhook"
 
 inline constexpr const char* kInsertRun =
-    "INSERT INTO runs(id, thread_id, message_id, status, created_at, webhook) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO runs(id, thread_id, message_id, status, created_at, webhook, started_at) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 inline constexpr const char* kFindRun = "SELECT " CHAT_RUN_COLUMNS " FROM runs r WHERE r.id = ?1";
 inline constexpr const char* kListRunsByThread =
     "SELECT " CHAT_RUN_COLUMNS " FROM runs r WHERE r.thread_id = ?1 ORDER BY r.no";
