@@ -91,6 +91,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def refusing_port():
+    """A port where connections are refused and that nothing else can take meanwhile (a free
+    port from free_port() may be handed to the next server started, e.g. the chatbot itself):
+    a socket bound to it but not listening. Returns (socket, port); close the socket to free it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
 def unique(prefix="t") -> str:
     return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
 

@@ -397,7 +397,8 @@ class OpenAIConnectFailuresTest(OpenAITestBase):
         self.assertNotIn(API_KEY, srv.stdout_text() + srv.stderr_text())
 
     def test_connection_refused_is_retried_then_fails(self):
-        port = harness.free_port()
+        hold, port = harness.refusing_port()
+        self.addCleanup(hold.close)
         srv = self.serve("http://127.0.0.1:%d/v1" % port, retries=2)
         t0 = time.monotonic()
         _, _, events, run = self.run_once("anyone?", server=srv)

@@ -193,7 +193,8 @@ class WebhookRestartTest(unittest.TestCase):
     kept in the database and arrives once the receiver is back."""
 
     def test_pending_delivery_survives_a_restart(self):
-        port = harness.free_port()  # nothing listens here yet
+        hold, port = harness.refusing_port()  # nothing listens here yet
+        self.addCleanup(hold.close)
         env = {"CHATBOT_WEBHOOK_SECRET": RAW_SECRET, "CHATBOT_WEBHOOK_RETRY_BASE_MS": "100",
                "CHATBOT_WEBHOOK_URL": "http://127.0.0.1:%d/default" % port}
         srv = harness.Server(["--demo-token-delay-ms", "1", "--demo-tool-delay-ms", "1"], env=env)
@@ -211,6 +212,7 @@ class WebhookRestartTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertIn("refused", srv.stderr_text())
         self.assertEqual(srv.stop(), 0)
+        hold.close()
         receiver = Receiver(RAW_SECRET, port=port)
         self.addCleanup(receiver.close)
         srv.start()
