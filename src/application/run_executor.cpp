@@ -225,13 +225,6 @@ void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<EventPtr> events
   tx.after_commit([&hub, events = std::move(events)] { hub.publish(events); });
 }
 
-bool mark_started(WriteTx& tx, EventHub& hub, const std::string& run_id, std::int64_t last_seq,
-                  domain::Timestamp now) {
-  if (!tx.repos().runs.mark_running(run_id, now)) return false;
-  append_started(tx, hub, run_id, last_seq + 1, now);
-  return true;
-}
-
 void append_started(WriteTx& tx, EventHub& hub, const std::string& run_id, std::int64_t seq,
                     domain::Timestamp now) {
   append_and_publish(
@@ -269,9 +262,10 @@ Task<void> RunExecutor::execute(std::string run_id, std::shared_ptr<RunControl> 
           auto& r = tx.repos();
           auto run = r.runs.find(run_id);
           if (!run) return std::nullopt;
-          const bool marked = mark_started(tx, hub_, run_id, run->last_seq, now);
+          const bool marked = r.runs.mark_running(run_id, now);
           if (!marked && !(retry && run->status == RunStatus::running)) return std::nullopt;
           if (marked) {
+            append_started(tx, hub_, run_id, run->last_seq + 1, now);
             run->status = RunStatus::running;
             run->started_at = now;
           }

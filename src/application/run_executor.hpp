@@ -35,12 +35,8 @@ std::vector<domain::RunEvent> terminal_events(const std::string& run_id, std::in
 void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<domain::RunEvent> events);
 void append_and_publish(WriteTx& tx, EventHub& hub, std::vector<EventPtr> events);
 
-/// Starts a queued run inside `tx`: marks it running and appends its `state(running)` event as
-/// seq `last_seq + 1`, published once `tx` commits. False (nothing written) when the run is not
-/// queued.
-bool mark_started(WriteTx& tx, EventHub& hub, const std::string& run_id, std::int64_t last_seq,
-                  domain::Timestamp now);
-/// Appends the `state(running)` event of a run stored running, as seq `seq`.
+/// Appends the `state(running)` event of a run stored running, as seq `seq`, published once
+/// `tx` commits.
 void append_started(WriteTx& tx, EventHub& hub, const std::string& run_id, std::int64_t seq,
                     domain::Timestamp now);
 

@@ -13,7 +13,6 @@ one, percentile by percentile.
 
     CHATBOT_BIN=build/release/chatbot python3 tests/fake_openai/measure_overhead.py [N] [--sqlite-synchronous normal]
 """
-import json
 import os
 import subprocess
 import sys
