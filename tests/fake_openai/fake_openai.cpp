@@ -25,6 +25,8 @@
 //         {"raw": "text"} | {"hex": "e282"}  exact bytes
 //         "delay_ms": N                      wait before the item (alone: only a pause)
 //         "repeat": N                        the item N times
+//         "interval_us": N                   with repeat: the n-th copy is due N*n µs after the
+//                                            first (a rate; a late one is sent at once)
 //         "stamp": true                      "{{t}}" in the bytes becomes the send time (µs)
 //
 // Single-threaded: one io_context, no locks.
@@ -349,8 +351,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         const auto repeat = int_or(it, "repeat", 1);
         const bool stamp = it.contains("stamp") && it.at("stamp").as_bool();
         const std::string bytes = item_bytes(it);
+        const auto interval = std::chrono::microseconds(int_or(it, "interval_us", 0));
+        const auto t0 = std::chrono::steady_clock::now();
         for (std::int64_t n = 0; n < repeat; ++n) {
           if (!co_await pause(int_or(it, "delay_ms", 0))) co_return false;
+          if (interval.count() > 0 && n > 0) {  // on a schedule: a late chunk does not delay the next
+            delay_.expires_at(t0 + n * interval);
+            error_code ec;
+            co_await delay_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (peer_gone_) co_return false;
+          }
           if (bytes.empty()) continue;
           std::string b = bytes;
           if (stamp)

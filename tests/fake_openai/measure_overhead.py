@@ -4,14 +4,21 @@
 The fake upstream streams N chunks as fast as it can, each stamped with its send time
 (CLOCK_MONOTONIC µs, the clock of Python's time.monotonic()). In one run:
   1. direct:  a client reads the stream from the fake itself;
-  2. service: the chatbot (`--engine openai`) reads the same stream and a client reads the
+  2. relay:   the client reads it through byte_relay, a process that copies bytes and does
+     nothing else: what one more process on the path costs on this machine, the floor;
+  3. service: the chatbot (`--engine openai`) reads the same stream and a client reads the
      run's event stream; each token event still carries the stamp.
-Both clients are stamp_reader (C++, built beside fake_openai), so the reader's own cost is small
+All clients are stamp_reader (C++, built beside fake_openai), so the reader's own cost is small
 next to what it measures.
-Per chunk latency = receipt time - stamp. The added latency is the service's minus the direct
-one, percentile by percentile.
+Per chunk latency = receipt time - stamp. The added latency is the service's (or the relay's)
+minus the direct one, percentile by percentile.
 
-    CHATBOT_BIN=build/release/chatbot python3 tests/fake_openai/measure_overhead.py [N] [--sqlite-synchronous normal]
+    CHATBOT_BIN=build/release/chatbot python3 tests/fake_openai/measure_overhead.py [N]
+        [--rate CHUNKS_PER_S | --pace-ms MS] [--runs K] [chatbot flags, e.g. --sqlite-synchronous normal]
+
+--rate sends chunk n at n/rate s after the first (a late chunk does not delay the next one);
+without it (or --pace-ms) the fake writes them as fast as it can. --runs repeats the three
+streams K times against the same processes and prints each run.
 """
 import os
 import subprocess
@@ -24,9 +31,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 import fake_openai_client as fo  # noqa: E402
 import harness  # noqa: E402
 
-def script(fake, n, head_delay_ms, pace_ms=0):
+def script(fake, n, head_delay_ms, pace_ms=0, interval_us=0):
     item = {"data": {"choices": [{"index": 0, "delta": {"content": "<{{t}}>"}, "finish_reason": None}]},
-            "repeat": n, "stamp": True, "delay_ms": pace_ms}
+            "repeat": n, "stamp": True, "delay_ms": pace_ms, "interval_us": interval_us}
     fake.script([{"status": 200, "head_delay_ms": head_delay_ms, "chunks": [item, fo.DONE]}])
 
 
@@ -47,6 +54,19 @@ def direct(fake, n):
                        '{"model":"m","stream":true,"messages":[]}')
 
 
+def via_relay(fake, n):
+    """The same stream through byte_relay (built beside fake_openai)."""
+    binary = os.path.join(os.path.dirname(os.path.abspath(fo.fake_binary())), "byte_relay")
+    relay = subprocess.Popen([binary, str(fake.port)], stdout=subprocess.PIPE)
+    try:
+        port = int(relay.stdout.readline())
+        return read_stamps("127.0.0.1", port, "/v1/chat/completions", n,
+                           '{"model":"m","stream":true,"messages":[]}')
+    finally:
+        relay.kill()
+        relay.wait()
+
+
 def via_service(srv, n):
     """The run's event stream, read by the same reader. The final event repeats the whole text
     (every stamp): the reader stops after the n token events."""
@@ -60,36 +80,49 @@ def pct(v, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
+def option(args, name, convert, default):
+    if name not in args:
+        return default
+    i = args.index(name)
+    value = convert(args[i + 1])
+    del args[i:i + 2]
+    return value
+
+
 def main():
     args = sys.argv[1:]
     n = int(args.pop(0)) if args and args[0].isdigit() else 10000
-    pace = 0
-    if "--pace-ms" in args:  # a chunk every PACE ms instead of as fast as possible
-        i = args.index("--pace-ms")
-        pace = int(args[i + 1])
-        del args[i:i + 2]
+    pace = option(args, "--pace-ms", int, 0)  # a chunk every PACE ms
+    rate = option(args, "--rate", float, 0.0)
+    interval = max(1, int(round(1e6 / rate))) if rate > 0 else 0
+    runs = option(args, "--runs", int, 1)
+    how = ("one every %d ms" % pace if pace else "%d per second" % round(1e6 / interval)
+           if interval else "as fast as possible")
+    print("%d chunks, %s; service flags: %s" % (n, how, " ".join(args) or "none"))
     with fo.FakeOpenAI() as fake:
         srv = harness.Server(["--engine", "openai", "--openai-base-url", fake.base_url,
                               "--openai-model", "m"] + args)
         srv.start()
         try:
-            script(fake, n, 0, pace)
-            t0 = time.monotonic()
-            d = direct(fake, n)
-            t_direct = time.monotonic() - t0
-            script(fake, n, 300, pace)
-            t0 = time.monotonic()
-            s = via_service(srv, n)
-            t_service = time.monotonic() - t0 - 0.3
+            for run in range(runs):
+                script(fake, n, 0, pace, interval)
+                d = direct(fake, n)
+                script(fake, n, 0, pace, interval)
+                r = via_relay(fake, n)
+                script(fake, n, 300, pace, interval)
+                t0 = time.monotonic()
+                s = via_service(srv, n)
+                t_service = time.monotonic() - t0 - 0.3
+                assert len(d) == len(r) == len(s) == n, (len(d), len(r), len(s))
+                print("run %d: the service's stream took %.3f s" % (run + 1, t_service))
+                print("%-6s %10s %10s %10s %12s %12s" % ("", "direct ms", "relay ms", "service ms",
+                                                         "relay adds", "service adds"))
+                for q in (0.5, 0.9, 0.99, 1.0):
+                    a, b, c = pct(d, q) * 1e3, pct(r, q) * 1e3, pct(s, q) * 1e3
+                    print("%-6s %10.3f %10.3f %10.3f %12.3f %12.3f"
+                          % ("p%g" % (q * 100) if q < 1 else "max", a, b, c, b - a, c - a))
         finally:
             srv.cleanup()
-    print("chunks: direct %d, through the service %d, %s (service flags: %s)"
-          % (len(d), len(s), "one every %d ms" % pace if pace else "as fast as possible", " ".join(args) or "none"))
-    print("whole stream: direct %.3f s, through the service %.3f s" % (t_direct, t_service))
-    print("%-6s %12s %12s %12s" % ("", "direct ms", "service ms", "added ms"))
-    for q in (0.5, 0.9, 0.99, 1.0):
-        a, b = pct(d, q) * 1e3, pct(s, q) * 1e3
-        print("%-6s %12.3f %12.3f %12.3f" % ("p%g" % (q * 100) if q < 1 else "max", a, b, b - a))
 
 
 if __name__ == "__main__":
