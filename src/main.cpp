@@ -193,6 +193,9 @@ int serve(const infra::Config& cfg) {
   limits.subscriber_queue = cfg.subscriber_queue;
   app::ChatService service(*db, hub, scheduler, clock, ids, limits);
   std::unique_ptr<app::RemoteEventFeed> feed;
+  // Before the bus: its handler wakes the worker (set below when webhooks are on; the bus
+  // thread starts after that and is stopped before either goes).
+  std::unique_ptr<infra::webhooks::WebhookWorker> webhook_worker;
   std::unique_ptr<infra::pg::PgEventBus> bus;
   if (multi) {
     feed = std::make_unique<app::RemoteEventFeed>(*db, hub, io.get_executor(), log);
@@ -203,6 +206,9 @@ int serve(const infra::Config& cfg) {
     h.catch_up = [&feed] { feed->catch_up_all(); };
     h.runs_queued = [&scheduler] { scheduler.wake(); };
     h.cancel = [&scheduler](const std::string& run_id) { scheduler.cancel_local(run_id); };
+    h.webhooks_queued = [&webhook_worker] {
+      if (webhook_worker) webhook_worker->wake();
+    };
     bus = std::make_unique<infra::pg::PgEventBus>(co, instance_id, std::move(h));
     app::RunScheduler::ClusterOptions copts;
     copts.instance_id = instance_id;
@@ -215,8 +221,7 @@ int serve(const infra::Config& cfg) {
   if (auth.api_keys) service.set_key_service(keys);
 
   // Webhooks: on with a signing secret. The outbox rows are written by the core; the worker
-  // sends them, woken by each commit that queues one.
-  std::unique_ptr<infra::webhooks::WebhookWorker> webhook_worker;
+  // sends them, woken by each commit that queues one (several instances: also by the others').
   std::unique_ptr<app::WebhookOutbox> outbox;
   if (!cfg.webhook_secret.empty()) {
     infra::webhooks::WebhookWorkerOptions wo;

@@ -9,7 +9,9 @@ sessions: any request may go to any instance and sees what one instance would sh
     "executor lost", then state/done), streams on the survivors see the ending, a fresh replay is
     contiguous;
   - the database restarts under three instances (own cluster): streams lose nothing and new runs
-    work afterwards.
+    work afterwards;
+  - kill -9 of the instance sending a webhook: another one delivers it once the attempt's lease
+    lapses, although that other one queued nothing itself.
 Runs only on the PostgreSQL test cluster (e2e_postgres: CHATBOT_TEST_PG_DIR).
 """
 import json
@@ -23,8 +25,10 @@ import unittest
 
 try:
     from . import harness
+    from .test_webhooks import Receiver, SECRET
 except ImportError:
     import harness
+    from test_webhooks import Receiver, SECRET
 
 LEASE_S = 3
 ARGS = ["--instances", "multi", "--run-lease", "%ds" % LEASE_S, "--demo-tool-delay-ms", "5"]
@@ -343,6 +347,64 @@ class ScaleoutDatabaseRestartTest(unittest.TestCase):
                 s.stop()
             subprocess.run([CLUSTER, "stop", cluster], capture_output=True)
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def socket_owner(servers, port):
+    """The server whose process holds the local TCP socket bound to 127.0.0.1:`port`."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(cols[9])
+    for s in servers:
+        fd_dir = "/proc/%d/fd" % s.proc.pid
+        for fd in os.listdir(fd_dir):
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return s
+    return None
+
+
+@unittest.skipUnless(PG_DIR, "needs the PostgreSQL test cluster (e2e_postgres)")
+class ScaleoutWebhookTest(unittest.TestCase):
+    def test_a_webhook_whose_sender_was_killed_is_delivered_by_another_instance(self):
+        receiver = Receiver(SECRET, hang_first=True)
+        self.addCleanup(receiver.close)
+        url = harness.fresh_external_database()
+        env = {"CHATBOT_WEBHOOK_SECRET": SECRET, "CHATBOT_WEBHOOK_URL": receiver.url(),
+               "CHATBOT_WEBHOOK_TIMEOUT_S": "1"}
+        servers = [harness.Server(ARGS + ["--demo-token-delay-ms", "1"], database_url=url,
+                                  env=env).start() for _ in range(2)]
+        for s in servers:
+            self.addCleanup(s.stop)
+        a = servers[0]
+        run = a.post_message(a.create_thread()["thread_id"], "hello")["run_id"]
+        # The first attempt hangs: its sender is killed while it waits for the answer. The
+        # delivery stays claimed (leased) by a dead instance.
+        host, port = receiver.first_attempt()
+        sender = socket_owner(servers, port)
+        self.assertIsNotNone(sender, "no instance holds the webhook's connection")
+        sender.kill()
+        t_kill = time.monotonic()
+        other = [s for s in servers if s is not sender][0]
+        # The lease of an attempt is its time-out (1 s) + 5 s, counted from the claim.
+        attempts = receiver.delivered(run, timeout=20)
+        took = time.monotonic() - t_kill
+        self.assertEqual(len(attempts), 2, "one hung attempt, one delivery")
+        self.assertTrue(attempts[-1][2], "signed")
+        deadline = time.monotonic() + 5  # its log line follows the recorded outcome
+        while ("webhooks: run %s delivered" % run) not in other.stderr_text():
+            self.assertLess(time.monotonic(), deadline, "the survivor logs the delivery")
+            time.sleep(0.05)
+        self.assertEqual(attempts[0][0]["webhook-id"], attempts[1][0]["webhook-id"])
+        self.assertLess(took, 6 + 3, "taken over when the lease lapsed")
+        payload = json.loads(attempts[-1][1])
+        self.assertEqual(payload["run"], other.get_run(run))
 
 
 if __name__ == "__main__":

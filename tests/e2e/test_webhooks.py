@@ -50,13 +50,17 @@ def verify(secret, headers, body):
 
 class Receiver:
     """An HTTP server in a thread that records every POST. The first `fail_first` attempts of
-    each webhook-id are answered 500, later ones 204."""
+    each webhook-id are answered 500, later ones 204. With `hang_first`, the first attempt of
+    each webhook-id gets no answer at all (status None) until the receiver closes."""
 
-    def __init__(self, secret, fail_first=0, port=0):
+    def __init__(self, secret, fail_first=0, port=0, hang_first=False):
         self.secret = secret
         self.fail_first = fail_first
+        self.hang_first = hang_first
         self.attempts = []  # (headers, body bytes, verified, answered status)
+        self.peers = []  # the sender's (host, port) of each attempt
         self.cond = threading.Condition()
+        self.closing = threading.Event()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -69,8 +73,14 @@ class Receiver:
                     tries = sum(1 for h, _, _, _ in receiver.attempts
                                 if h.get("webhook-id") == headers.get("webhook-id"))
                     status = 500 if (tries < receiver.fail_first or not ok) else 204
+                    if receiver.hang_first and tries == 0:
+                        status = None
                     receiver.attempts.append((headers, body, ok, status))
+                    receiver.peers.append(self.client_address)
                     receiver.cond.notify_all()
+                if status is None:
+                    receiver.closing.wait()
+                    return
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -102,7 +112,19 @@ class Receiver:
                                          % (run_id, timeout, mine))
                 self.cond.wait(left)
 
+    def first_attempt(self, timeout=20.0):
+        """The sender's (host, port) of the first attempt, once it came."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not self.peers:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no webhook attempt within %.0f s" % timeout)
+                self.cond.wait(left)
+            return self.peers[0]
+
     def close(self):
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

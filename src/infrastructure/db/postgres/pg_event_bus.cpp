@@ -15,7 +15,7 @@
 namespace chat::infra::pg {
 namespace {
 
-constexpr const char* kListen = "LISTEN chatbot_events; LISTEN chatbot_runs; LISTEN chatbot_cancel";
+constexpr const char* kListen = "LISTEN chatbot_events; LISTEN chatbot_runs; LISTEN chatbot_cancel; LISTEN chatbot_webhooks";
 constexpr const char* kNotify = "SELECT pg_notify($1, $2)";
 
 bool parse_int(std::string_view s, std::int64_t& out) {
@@ -115,6 +115,8 @@ void PgEventBus::dispatch(const Connection::Notification& n) {
     if (n.payload != instance_) h_.runs_queued();
   } else if (n.channel == "chatbot_cancel") {
     h_.cancel(n.payload);  // also our own: the run may have been claimed here meanwhile
+  } else if (n.channel == "chatbot_webhooks") {
+    if (n.payload != instance_ && h_.webhooks_queued) h_.webhooks_queued();
   }
 }
 
@@ -151,6 +153,7 @@ void PgEventBus::loop() {
       // Whatever was committed while nobody listened is in the database.
       h_.catch_up();
       h_.runs_queued();
+      if (h_.webhooks_queued) h_.webhooks_queued();
     }
     try {
       std::deque<std::pair<std::string, std::string>> out;

@@ -7,10 +7,15 @@
 ///    delivered only on commit. One NOTIFY per batch, whatever the batch holds.
 ///  - chatbot_runs    `<instance>`: a run was queued that its instance will not start now.
 ///  - chatbot_cancel  `<run id>`: whoever executes the run cancels it.
-/// One dedicated connection per instance LISTENs (and sends the two others), on its own thread
+///  - chatbot_webhooks `<instance>`: a webhook delivery was queued (sent by the writer inside
+///    the transaction that queued it, see Session::note_webhook_queued): the others' delivery
+///    workers look at the outbox, so a delivery whose instance died is taken over when its
+///    lease lapses instead of waiting for that instance's restart.
+/// One dedicated connection per instance LISTENs (and sends runs and cancel), on its own thread
 /// waiting in poll() on the connection's socket: an idle instance sends no query at all. When
 /// the connection is lost it reconnects (backoff 100 ms doubling to 2 s), then calls
-/// `catch_up` (streams re-read what they missed from the database) and `runs_queued`.
+/// `catch_up` (streams re-read what they missed from the database), `runs_queued` and
+/// `webhooks_queued`.
 ///
 /// Ownership: owns its thread and connection; stop() (or the destructor) joins. Thread safety:
 /// the EventBus members may be called from any thread and only queue; the handlers run on the
@@ -39,6 +44,8 @@ class PgEventBus final : public app::EventBus {
     std::function<void()> catch_up;
     std::function<void()> runs_queued;
     std::function<void(const std::string& run_id)> cancel;
+    /// Another instance queued a webhook delivery (or the bus reconnected). May be empty.
+    std::function<void()> webhooks_queued;
   };
   PgEventBus(ConnectOptions opts, std::string instance_id, Handlers handlers);
   ~PgEventBus() override;

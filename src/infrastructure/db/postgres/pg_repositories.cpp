@@ -287,6 +287,7 @@ class Webhooks final : public WebhookRepository {
                                        .add(d.last_error)
                                        .add(d.created_at)
                                        .add(std::int64_t{d.failed ? 1 : 0}));
+    s_.note_webhook_queued();
   }
   std::optional<WebhookDelivery> find(const std::string& id) override {
     if (!is_uuid(id)) return std::nullopt;

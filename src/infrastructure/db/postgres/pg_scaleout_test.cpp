@@ -200,6 +200,43 @@ TEST_F(PostgresScaleout, EachCommittedBatchNotifiesOnceWithASmallPayload) {
   EXPECT_TRUE(all);
 }
 
+TEST_F(PostgresScaleout, ATransactionThatQueuesAWebhookNotifiesTheOthersOnCommitOnly) {
+  Connection listener(schema_.connect());
+  listener.exec("LISTEN chatbot_webhooks");
+  const auto r1 = run(thread(1), 101);
+  auto delivery = [&](int n) {
+    return domain::WebhookDelivery{uuid_of(n), r1, "http://127.0.0.1:9/hook", "{}", 0, 1000,
+                                   std::nullopt, 1000, false};
+  };
+  // One instance: no NOTIFY at all.
+  a_->session.begin();
+  a_->r().webhooks.insert(delivery(901));
+  a_->session.commit();
+  EXPECT_FALSE(next_notification(listener));
+
+  a_->session.set_notify_instance("inst-A");
+  a_->session.begin();
+  a_->r().webhooks.insert(delivery(902));
+  a_->r().webhooks.insert(delivery(903));
+  a_->session.commit();
+  auto n = next_notification(listener);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->channel, "chatbot_webhooks");
+  EXPECT_EQ(n->payload, "inst-A");
+  EXPECT_FALSE(next_notification(listener)) << "one NOTIFY per transaction";
+
+  // Rolled back: nothing is pending, nothing is announced; nor by a later transaction that
+  // queued none.
+  a_->session.begin();
+  a_->r().webhooks.insert(delivery(904));
+  a_->session.rollback();
+  a_->session.begin();
+  a_->r().runs.find(r1);
+  a_->session.commit();
+  EXPECT_FALSE(next_notification(listener));
+  EXPECT_FALSE(b_->r().webhooks.find(uuid_of(904)));
+}
+
 TEST(PgEventBusPayload, RejectsMalformedPayloads) {
   std::string instance;
   bool all = false;

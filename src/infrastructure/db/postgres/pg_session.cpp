@@ -10,6 +10,7 @@ namespace {
 constexpr const char* kBegin = "BEGIN";
 constexpr const char* kCommit = "COMMIT";
 constexpr const char* kNotifyEvents = "SELECT pg_notify('chatbot_events', $1)";
+constexpr const char* kNotifyWebhooks = "SELECT pg_notify('chatbot_webhooks', $1)";
 
 // One element of an array literal, double-quoted: any text survives (commas, braces, quotes,
 // backslashes, the word NULL).
@@ -33,6 +34,7 @@ void append_bare(std::string& arr, std::string_view v) {
 void Session::begin() {
   discard();
   tx_runs_.clear();
+  tx_webhook_ = false;
   tx_wanted_ = true;
   tx_sent_ = false;
   commit_sent_ = false;
@@ -148,6 +150,12 @@ void Session::commit() {
     qs.push_back(Query{kNotifyEvents, &notify, false});
     tx_runs_.clear();
   }
+  Params notify_webhooks;
+  if (tx_webhook_) {
+    notify_webhooks.add(notify_instance_);
+    qs.push_back(Query{kNotifyWebhooks, &notify_webhooks, false});
+    tx_webhook_ = false;
+  }
   qs.push_back(Query{kCommit, nullptr, true});
   commit_sent_ = true;
   std::vector<Result> results;
@@ -168,6 +176,7 @@ void Session::commit() {
 void Session::rollback() noexcept {
   discard();
   tx_runs_.clear();
+  tx_webhook_ = false;
   tx_wanted_ = false;
   tx_sent_ = false;
   try {

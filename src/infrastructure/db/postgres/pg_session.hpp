@@ -52,6 +52,13 @@ class Session {
   /// the first and last seq appended; `<instance>|*` when that would not fit in
   /// kMaxNotifyPayload bytes. Empty `instance`: no NOTIFY (one instance).
   void set_notify_instance(std::string instance) { notify_instance_ = std::move(instance); }
+  /// Several instances: this transaction queued a webhook delivery; its COMMIT also sends one
+  /// NOTIFY on channel `chatbot_webhooks` naming the instance, so the others' workers learn
+  /// that a delivery is pending (and take it over once its lease lapses if this instance dies
+  /// holding it). One instance: nothing.
+  void note_webhook_queued() {
+    if (!notify_instance_.empty() && tx_wanted_) tx_webhook_ = true;
+  }
   static constexpr std::size_t kMaxNotifyPayload = 7000;  ///< PostgreSQL's limit is 8000
 
   std::size_t buffered_events() const { return events_; }
@@ -70,6 +77,7 @@ class Session {
   bool tx_wanted_ = false;  // begin() called, COMMIT/ROLLBACK not yet
   bool tx_sent_ = false;    // BEGIN went out
   bool commit_sent_ = false;
+  bool tx_webhook_ = false;  // a webhook delivery was queued in this transaction
 
   // The buffered events as PostgreSQL array literals, built as they come.
   std::size_t events_ = 0;
