@@ -279,6 +279,22 @@ int serve(const infra::Config& cfg) {
       mw.sample("chatbot_webhook_deliveries_total", {{"outcome", "given_up"}},
                 static_cast<double>(w->given_up()));
     });
+  if (bus)
+    metrics.add_collector([b = bus.get()](web::MetricsWriter& mw) {
+      mw.family("chatbot_event_bus_connected", "gauge",
+                "1 while this instance LISTENs to the others (several instances), else 0.");
+      mw.sample("chatbot_event_bus_connected", {}, b->connected() ? 1 : 0);
+      mw.family("chatbot_event_bus_reconnects_total", "counter",
+                "Times the LISTEN connection was made again after it was lost.");
+      mw.sample("chatbot_event_bus_reconnects_total", {}, static_cast<double>(b->reconnects()));
+      mw.family("chatbot_event_bus_notifications_total", "counter",
+                "Notifications received from PostgreSQL since start, by channel (this "
+                "instance's own included).");
+      for (std::size_t i = 0; i < infra::pg::PgEventBus::kChannels.size(); ++i)
+        mw.sample("chatbot_event_bus_notifications_total",
+                  {{"channel", infra::pg::PgEventBus::kChannels[i]}},
+                  static_cast<double>(b->received(i)));
+    });
   web::HttpServer server(io, service, log, sopts, {db.get(), &metrics});
   std::uint16_t port = 0;
   try {

@@ -342,11 +342,25 @@ class ScaleoutDatabaseRestartTest(unittest.TestCase):
             reader.join(30)
             self.assertEqual(reader.tuples()[-1][1], "done")
             self.assertEqual(b.wait_run(nxt, timeout=20)["status"], "done")
+            # /metrics tells an operator that each LISTEN connection was lost and made again.
+            for name, s in zip("ABC", servers):
+                self.assertEqual(metric(s, "chatbot_event_bus_connected"), 1, name)
+                self.assertGreaterEqual(metric(s, "chatbot_event_bus_reconnects_total"), 1, name)
+                self.assertGreater(metric(s, 'chatbot_event_bus_notifications_total'
+                                             '{channel="chatbot_events"}'), 0, name)
         finally:
             for s in servers:
                 s.stop()
             subprocess.run([CLUSTER, "stop", cluster], capture_output=True)
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def metric(server, sample):
+    """The value of one sample line of /metrics (its name and labels as written there)."""
+    for line in server.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no %s in /metrics" % sample)
 
 
 def socket_owner(servers, port):

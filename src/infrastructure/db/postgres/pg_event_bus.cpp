@@ -102,6 +102,8 @@ void PgEventBus::wait_wake(int timeout_ms) {
 }
 
 void PgEventBus::dispatch(const Connection::Notification& n) {
+  for (std::size_t i = 0; i < kChannels.size(); ++i)
+    if (n.channel == kChannels[i]) received_[i].fetch_add(1, std::memory_order_relaxed);
   if (n.channel == "chatbot_events") {
     std::string instance;
     bool all = false;

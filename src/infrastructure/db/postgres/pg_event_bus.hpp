@@ -21,6 +21,7 @@
 /// the EventBus members may be called from any thread and only queue; the handlers run on the
 /// bus thread and must not block.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -61,6 +62,10 @@ class PgEventBus final : public app::EventBus {
 
   bool connected() const { return connected_.load(); }
   std::uint64_t reconnects() const { return reconnects_.load(); }
+  /// Notifications received since start on each channel (ours included), in kChannels order.
+  static constexpr std::array<const char*, 4> kChannels = {"chatbot_events", "chatbot_runs",
+                                                           "chatbot_cancel", "chatbot_webhooks"};
+  std::uint64_t received(std::size_t channel) const { return received_[channel].load(); }
 
   /// Parses a chatbot_events payload; false when it is not one (or names no run). `all`: "*".
   static bool parse_events(const std::string& payload, std::string& instance, bool& all,
@@ -81,6 +86,7 @@ class PgEventBus final : public app::EventBus {
   bool stopping_ = false;
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> reconnects_{0};
+  std::array<std::atomic<std::uint64_t>, kChannels.size()> received_{};
   std::thread thread_;
 };
 
