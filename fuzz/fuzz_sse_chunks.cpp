@@ -1,7 +1,8 @@
 // The OpenAI stream parser fed in random splits. The first bytes of the input choose where the
 // body is cut; the rest is the body. Whatever the cuts, the parser must report exactly what it
 // reports when fed the whole body at once (same items, same error), and every text piece must
-// be valid UTF-8.
+// be valid UTF-8. And the common-chunk fast path must report exactly what the JSON value path
+// reports (same items in the same pieces, same error).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -23,9 +24,10 @@ struct Outcome {
   std::string error;  ///< "chunk: ..." or "upstream: ...", empty when the body was accepted
 };
 
-Outcome parse(std::string_view body, const std::vector<std::size_t>& cuts) {
+Outcome parse(std::string_view body, const std::vector<std::size_t>& cuts, bool fast = true) {
   Outcome o;
   SseChunkParser p;
+  p.set_fast_path(fast);
   try {
     std::size_t at = 0;
     for (std::size_t c : cuts) {
@@ -77,6 +79,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::sort(cuts.begin(), cuts.end());
 
   const Outcome whole = parse(body, {});
+  const Outcome value_path = parse(body, {}, false);
+  if (value_path.error != whole.error)
+    fail("error '" + whole.error + "' fast path vs '" + value_path.error + "' value path");
+  if (value_path.items.size() != whole.items.size()) fail("item count differs on the fast path");
+  for (std::size_t i = 0; i < whole.items.size(); ++i)
+    if (whole.items[i].kind != value_path.items[i].kind ||
+        whole.items[i].text != value_path.items[i].text ||
+        whole.items[i].input_json != value_path.items[i].input_json)
+      fail("an item differs on the fast path");
   std::vector<std::size_t> every;  // one byte at a time: the worst split there is
   if (body.size() <= 512)
     for (std::size_t i = 1; i < body.size(); ++i) every.push_back(i);

@@ -44,7 +44,7 @@ class ExecutorSink final : public EngineSink {
     data += ",\"input\":" +
             (input_json.empty() ? std::string("{}") : domain::replace_json_nul_escapes(input_json)) +
             "}";
-    co_await append(EventType::tool_start, std::move(data), {});
+    co_await append(EventType::tool_start, std::move(data));
   }
 
   Task<void> tool_end(const std::string& tool, const std::string& output_json) override {
@@ -53,22 +53,20 @@ class ExecutorSink final : public EngineSink {
     data += ",\"output\":" +
             (output_json.empty() ? std::string("{}") : domain::replace_json_nul_escapes(output_json)) +
             "}";
-    co_await append(EventType::tool_end, std::move(data), {});
+    co_await append(EventType::tool_end, std::move(data));
   }
 
   Task<void> token(const std::string& text) override {
     if (try_token(text)) co_return;
-    std::string clean = domain::storable_text(text);
-    std::string data = token_data(clean);
-    co_await append(EventType::token, std::move(data), std::move(clean));
+    if (!failure_.empty()) throw std::runtime_error(failure_);
+    push_token(text);
+    while (pending_.size() >= kMaxPending && flushing_) co_await wait_flush();
   }
 
   bool try_token(const std::string& text) override {
     if (text.empty()) return true;
     if (!failure_.empty() || (pending_.size() >= kMaxPending && flushing_)) return false;
-    std::string clean = domain::storable_text(text);
-    std::string data = token_data(clean);
-    push(EventType::token, std::move(data), std::move(clean));
+    push_token(text);
     return true;
   }
 
@@ -92,31 +90,39 @@ class ExecutorSink final : public EngineSink {
   }
 
   std::int64_t durable_seq() const { return durable_; }
+  /// The reply so far; after drain(), what is durable.
   const std::string& text() const { return text_; }
   const std::string& usage() const { return usage_; }
 
  private:
   struct Pending {
     RunEvent event;
-    std::string text;
+    std::size_t text_end;  ///< text_.size() once this event's text is in it
   };
 
-  static std::string token_data(const std::string& clean) {
-    std::string data = "{\"text\":";
-    domain::append_json_string(data, clean);
-    data += "}";
-    return data;
+  // The reply's text goes into text_ at once (the storable form, copied only when it differs)
+  // and the event's data is made from it; text_ is cut back to what is durable if a flush fails.
+  void push_token(const std::string& text) {
+    const std::size_t start = text_.size();
+    if (domain::is_storable_text(text)) text_ += text;
+    else text_ += domain::storable_text(text);
+    std::string data;
+    data.reserve(text_.size() - start + 12);
+    data = "{\"text\":";
+    domain::append_json_string(data, std::string_view(text_).substr(start));
+    data += '}';
+    push(EventType::token, std::move(data));
   }
 
-  Task<void> append(EventType type, std::string data, std::string text) {
+  Task<void> append(EventType type, std::string data) {
     if (!failure_.empty()) throw std::runtime_error(failure_);
-    push(type, std::move(data), std::move(text));
+    push(type, std::move(data));
     while (pending_.size() >= kMaxPending && flushing_) co_await wait_flush();
   }
 
-  void push(EventType type, std::string data, std::string text) {
+  void push(EventType type, std::string data) {
     pending_.push_back({RunEvent{run_id_, ++assigned_, type, std::move(data), clock_.now()},
-                        std::move(text)});
+                        text_.size()});
     if (!flushing_) {
       flushing_ = true;
       boost::asio::co_spawn(ctl_.strand, flush_loop(), [](std::exception_ptr) {});
@@ -144,10 +150,11 @@ class ExecutorSink final : public EngineSink {
         failure_ = "could not store the run's events: " + error;
         pending_.clear();
         assigned_ = durable_;
+        text_.resize(durable_text_);
         break;
       }
       durable_ = last;
-      for (auto& p : batch) text_ += p.text;
+      durable_text_ = batch.back().text_end;
       flush_timer_.cancel();
     }
     flushing_ = false;
@@ -167,7 +174,8 @@ class ExecutorSink final : public EngineSink {
   std::string run_id_;
   std::int64_t assigned_;
   std::int64_t durable_;
-  std::string text_;
+  std::string text_;  ///< every token pushed; the first durable_text_ bytes are durable
+  std::size_t durable_text_ = 0;
   std::string usage_;
   std::vector<Pending> pending_;
   bool flushing_ = false;

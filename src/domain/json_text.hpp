@@ -16,6 +16,12 @@ std::string json_string(std::string_view s);
 /// Replaces invalid UTF-8 sequences of `s` by U+FFFD.
 std::string sanitize_utf8(std::string_view s);
 
+/// True when sanitize_utf8(s) == s (no copy made to find out).
+bool is_valid_utf8(std::string_view s);
+
+/// True when storable_text(s) == s: valid UTF-8 without NUL.
+bool is_storable_text(std::string_view s);
+
 /// sanitize_utf8(s) with NUL characters replaced by U+FFFD too: text that every backend stores
 /// as given (PostgreSQL's text and jsonb refuse U+0000).
 std::string storable_text(std::string_view s);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <iterator>
 #include <optional>
 #include <random>
 #include <string>
@@ -101,6 +102,23 @@ TEST(JsonText, AnyBytesGiveJsonThatParsesBackToTheRepairedText) {
       EXPECT_EQ(*back, s);
     }
   }
+}
+
+TEST(JsonText, TheChecksAgreeWithTheRepairs) {
+  // is_valid_utf8 / is_storable_text say whether sanitize_utf8 / storable_text would change s.
+  std::mt19937 rng(20261125);
+  std::uniform_int_distribution<int> len(0, 12);
+  const std::string pieces[] = {"a", "\0", "\x80", "\xC3", "\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                                "\xED\xA0\x80", "\xC0\xAF", "\xFF", "\xF4\x90\x80\x80"};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s;
+    for (int k = len(rng); k > 0; --k) s += pieces[rng() % std::size(pieces)];
+    EXPECT_EQ(is_valid_utf8(s), sanitize_utf8(s) == s) << i;
+    EXPECT_EQ(is_storable_text(s), storable_text(s) == s) << i;
+  }
+  EXPECT_TRUE(is_storable_text(""));
+  EXPECT_FALSE(is_storable_text(std::string("a\0b", 3)));
+  EXPECT_TRUE(is_valid_utf8(std::string("a\0b", 3)));
 }
 
 TEST(JsonText, StorableTextHasNoNul) {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
@@ -68,6 +69,200 @@ std::size_t incomplete_utf8_tail(std::string_view s) {
   return 0;
 }
 
+namespace {
+
+// The common chunk, read without building a JSON value: one choice (index 0 or none) whose
+// delta holds at most `content` (a string or null) and unknown keys, no non-null `error`,
+// `usage` or `tool_calls`. The parse still validates the whole chunk. Anything else (or any
+// error) stops it, and the chunk goes through the JSON value path below, which decides what it
+// means and words the error: so both paths report the same for every input (the
+// fuzz_sse_chunks target compares them).
+class CommonChunk {
+ public:
+  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+
+  std::string content;
+  bool has_content = false;
+  bool finished = false;  ///< a non-null finish_reason
+
+  bool on_document_begin(boost::system::error_code&) {
+    depth_ = 0;
+    key_ = Key::none;
+    key_text_.clear();
+    content.clear();
+    has_content = finished = false;
+    seen_ = 0;
+    choices_ = 0;
+    string_ = Slot::none;
+    deep_ = 0;
+    return true;
+  }
+  bool on_document_end(boost::system::error_code&) { return true; }
+
+  bool on_object_begin(boost::system::error_code& ec) {
+    Where w = Where::other;
+    if (depth_ == 0) {
+      w = Where::top;
+    } else {
+      switch (value_at(ec)) {
+        case Slot::choice: w = Where::choice; break;
+        case Slot::delta: w = Where::delta; break;
+        case Slot::skip: break;
+        default: return stop(ec);  // an object where a choices array, index, content... goes
+      }
+    }
+    return push(w, ec);
+  }
+  bool on_object_end(std::size_t, boost::system::error_code&) { return pop(); }
+  bool on_array_begin(boost::system::error_code& ec) {
+    if (depth_ == 0) return stop(ec);
+    const Slot s = value_at(ec);
+    if (s == Slot::choices) return push(Where::choices, ec);
+    if (s != Slot::skip) return stop(ec);
+    return push(Where::other, ec);
+  }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return pop(); }
+
+  bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+    key_text_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, boost::system::error_code& ec) {
+    key_text_.append(s.data(), s.size());
+    const Where w = where();
+    const std::string_view k = key_text_;
+    key_ = Key::other;
+    if (w == Where::top) {
+      if (k == "choices") key_ = Key::choices;
+      else if (k == "error") key_ = Key::error;
+      else if (k == "usage") key_ = Key::usage;
+    } else if (w == Where::choice) {
+      if (k == "index") key_ = Key::index;
+      else if (k == "delta") key_ = Key::delta;
+      else if (k == "finish_reason") key_ = Key::finish_reason;
+    } else if (w == Where::delta) {
+      if (k == "content") key_ = Key::content;
+      else if (k == "tool_calls") key_ = Key::tool_calls;
+    }
+    key_text_.clear();
+    if (key_ != Key::other) {  // a key that counts, twice in one object: let the values decide
+      const unsigned bit = 1u << static_cast<unsigned>(key_);
+      if (seen_ & bit) return stop(ec);
+      seen_ |= bit;
+    }
+    return true;
+  }
+
+  bool on_string_part(json::string_view s, std::size_t, boost::system::error_code& ec) {
+    if (depth_ == 0) return stop(ec);
+    if (string_ == Slot::none) string_ = value_at(ec);
+    if (string_ == Slot::content) content.append(s.data(), s.size());
+    else if (string_ == Slot::finish) finished = true;
+    else if (string_ != Slot::skip) return stop(ec);
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t n, boost::system::error_code& ec) {
+    if (!on_string_part(s, n, ec)) return false;
+    if (string_ == Slot::content) has_content = true;
+    string_ = Slot::none;
+    return true;
+  }
+
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t v, json::string_view, boost::system::error_code& ec) {
+    return scalar(ec, v == 0);
+  }
+  bool on_uint64(std::uint64_t v, json::string_view, boost::system::error_code& ec) {
+    return scalar(ec, v == 0);
+  }
+  bool on_double(double, json::string_view, boost::system::error_code& ec) { return scalar(ec, false); }
+  bool on_bool(bool, boost::system::error_code& ec) { return scalar(ec, false); }
+  bool on_null(boost::system::error_code& ec) {
+    if (depth_ == 0) return stop(ec);
+    switch (value_at(ec)) {  // null: as if the key were absent, but for an index or a choice
+      case Slot::index:
+      case Slot::choice:
+      case Slot::refuse: return stop(ec);
+      default: return true;
+    }
+  }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  enum class Where : unsigned char { top, choices, choice, delta, other };
+  enum class Key : unsigned char { none, choices, error, usage, index, delta, finish_reason, content, tool_calls, other };
+  // What the value starting now is, from where it is and its key.
+  // `nullable`: error, usage, tool_calls, which stay on this path only when null; `refuse`: a
+  // second choice.
+  enum class Slot : unsigned char { none, skip, choices, choice, index, delta, finish, content, nullable, refuse };
+
+  Where where() const { return depth_ == 0 ? Where::other : stack_[depth_ - 1]; }
+  Slot value_at(boost::system::error_code&) {
+    const Where w = where();
+    const Key k = key_;
+    key_ = Key::none;
+    if (w == Where::choices) return ++choices_ == 1 ? Slot::choice : Slot::refuse;
+    switch (k) {
+      case Key::choices: return Slot::choices;
+      case Key::index: return Slot::index;
+      case Key::delta: return Slot::delta;
+      case Key::finish_reason: return Slot::finish;
+      case Key::content: return Slot::content;
+      case Key::error:
+      case Key::usage:
+      case Key::tool_calls: return Slot::nullable;
+      default: return Slot::skip;
+    }
+  }
+  // A number or boolean: fine anywhere but where a key that counts wants another type.
+  bool scalar(boost::system::error_code& ec, bool zero) {
+    if (depth_ == 0) return stop(ec);
+    const bool index = key_ == Key::index;
+    const Slot s = value_at(ec);
+    if (s == Slot::skip || (index && zero)) return true;
+    if (s == Slot::finish) {
+      finished = true;
+      return true;
+    }
+    return stop(ec);
+  }
+  bool push(Where w, boost::system::error_code& ec) {
+    if (depth_ == kDepth) {
+      if (w != Where::other) return stop(ec);
+      ++deep_;  // deeper than anything that counts: only counted
+      return true;
+    }
+    stack_[depth_++] = w;
+    return true;
+  }
+  bool pop() {
+    if (deep_ > 0) --deep_;
+    else --depth_;
+    key_ = Key::none;
+    return true;
+  }
+  bool stop(boost::system::error_code& ec) {
+    ec = json::error::syntax;  // not read here: the JSON value path decides
+    return false;
+  }
+
+  static constexpr std::size_t kDepth = 8;
+  Where stack_[kDepth] = {};
+  std::size_t depth_ = 0;
+  std::size_t deep_ = 0;
+  Key key_ = Key::none;
+  Slot string_ = Slot::none;
+  std::string key_text_;
+  unsigned seen_ = 0;
+  int choices_ = 0;
+};
+
+}  // namespace
+
 struct SseChunkParser::Json {
   static json::parse_options options() {
     json::parse_options o;
@@ -78,6 +273,7 @@ struct SseChunkParser::Json {
   unsigned char buffer[4096];
   json::monotonic_resource memory{buffer, sizeof buffer};
   json::parser parser{json::storage_ptr(), options()};
+  json::basic_parser<CommonChunk> common{options()};
 };
 
 SseChunkParser::SseChunkParser() : json_(std::make_unique<Json>()) {}
@@ -169,6 +365,20 @@ void SseChunkParser::on_data(std::string_view data, std::vector<StreamItem>& out
     done_ = true;
     out.push_back({StreamItem::Kind::done, {}, {}});
     return;
+  }
+
+  if (fast_path_) {
+    auto& fp = json_->common;
+    fp.reset();
+    boost::system::error_code fec;
+    const std::size_t used = fp.write_some(false, data.data(), data.size(), fec);
+    if (!fec && fp.done() && used == data.size()) {
+      CommonChunk& c = fp.handler();
+      ++fast_chunks_;
+      if (c.has_content) add_text(c.content, out);
+      if (c.finished) flush_tools_below(static_cast<std::size_t>(-1), out);
+      return;
+    }
   }
 
   boost::system::error_code ec;
@@ -267,7 +477,9 @@ void SseChunkParser::add_text(std::string_view piece, std::vector<StreamItem>& o
   }
   // A byte that cannot be where it is (a lead byte whose character a later byte broke, a stray
   // continuation) becomes U+FFFD here, so every piece is valid UTF-8 on its own.
-  if (!text.empty()) out.push_back({StreamItem::Kind::text, domain::sanitize_utf8(text), {}});
+  if (text.empty()) return;
+  if (!domain::is_valid_utf8(text)) text = domain::sanitize_utf8(text);
+  out.push_back({StreamItem::Kind::text, std::move(text), {}});
 }
 
 void SseChunkParser::flush_text(std::vector<StreamItem>& out) {

@@ -65,6 +65,10 @@ class SseChunkParser {
   void finish(std::vector<StreamItem>& out);
 
   bool done() const { return done_; }
+  /// Off: every chunk is read as a JSON value (tests compare both ways; on by default).
+  void set_fast_path(bool on) { fast_path_ = on; }
+  /// Chunks read by the fast path so far.
+  std::size_t fast_chunks() const { return fast_chunks_; }
 
  private:
   struct ToolCall {
@@ -84,6 +88,8 @@ class SseChunkParser {
   std::string data_;
   bool has_data_ = false;
   bool done_ = false;
+  bool fast_path_ = true;
+  std::size_t fast_chunks_ = 0;
   std::string carry_;  ///< the first bytes of a UTF-8 character whose rest has not come yet
   std::map<std::size_t, ToolCall> tools_;
   struct Json;  ///< a JSON parser and its memory, reused chunk after chunk (no allocation per chunk)

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -220,6 +221,116 @@ TEST(SseChunkParser, MultiLineDataIsJoined) {
                            "data: \"delta\":{\"content\":\"joined\"}}]}\n\n"
                            "data: [DONE]\n\n");
   EXPECT_EQ(text_of(items), "joined");
+}
+
+
+// What a parser reports for a body fed whole: its items, then the error (kind and message).
+std::string outcome(const std::string& body, bool fast) {
+  SseChunkParser p;
+  p.set_fast_path(fast);
+  std::vector<StreamItem> out;
+  std::string err;
+  try {
+    p.feed(body, out);
+    p.finish(out);
+  } catch (const ChunkError& e) {
+    err = std::string("chunk: ") + e.what();
+  } catch (const StreamErrorReported& e) {
+    err = std::string("upstream: ") + e.what();
+  }
+  std::string r;
+  for (const auto& i : out)
+    r += std::to_string(static_cast<int>(i.kind)) + "|" + i.text + "|" + i.input_json + "\n";
+  return r + err;
+}
+
+// The common-chunk path and the JSON value path report the same for every chunk: those the
+// first one reads (plain content deltas) and those it leaves to the second (everything else).
+TEST(SseChunkParser, TheCommonChunkPathAgreesWithTheJsonValuePath) {
+  const std::vector<std::string> chunks = {
+      R"({"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]})",
+      R"({"id":"x","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null})",
+      R"({"choices":[{"delta":{"content":"no index"}}]})",
+      R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})",
+      R"({"choices":[{"index":0,"delta":{"content":null},"finish_reason":"length"}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":7}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":{"x":1}}]})",
+      R"({"choices":[{"index":1,"delta":{"content":"other choice"}}]})",
+      R"({"choices":[{"index":0.0,"delta":{"content":"double index"}}]})",
+      R"({"choices":[{"index":"0","delta":{"content":"string index"}}]})",
+      R"({"choices":[{"index":null,"delta":{"content":"null index"}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"x"}},{"index":1,"delta":{"content":"y"}}]})",
+      R"({"choices":[{"index":1,"delta":{"content":"y"}},{"index":0,"delta":{"content":"x"}}]})",
+      R"({"choices":[null]})",
+      R"({"choices":[5]})",
+      R"({"choices":null})",
+      R"({"choices":{}})",
+      R"({"choices":"x"})",
+      R"({"choices":[]})",
+      R"({"choices":[{"index":0,"delta":null}]})",
+      R"({"choices":[{"index":0,"delta":5}]})",
+      R"({"choices":[{"index":0,"delta":{"content":5}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":["a"]}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"a","content":"b"}}]})",
+      R"({"choices":[{"index":0,"index":1,"delta":{"content":"dup index"}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"a"}}],"choices":null})",
+      R"({"choices":[{"index":0,"delta":{"content":"x","tool_calls":null}}]})",
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"e\u0301 \ud83d\ude00 \"q\" \\ \n"}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"\u0000nul"}}]})",
+      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xE2\x82\"}}]}",
+      R"({"choices":[{"index":0,"delta":{"content":"x","extra":{"deep":[[[[[[[[[[1]]]]]]]]]]}}}]})",
+      R"({"error":null,"choices":[{"index":0,"delta":{"content":"x"}}]})",
+      R"({"error":{"message":"boom"}})",
+      R"({"error":"flat"})",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3},"choices":[]})",
+      R"({"usage":5})",
+      R"([1,2])",
+      R"("a string")",
+      R"(42)",
+      R"(null)",
+      R"({"choices":[{"index":0,"delta":{"content":"x"}}]} trailing)",
+      R"({"choices":[{"index":0,"delta":{"content":"x"}}]}   )",
+      R"({"choices":[{"index":0,"delta":{"content":"unterminated}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"x"}}],})",
+      R"({"choices":[{"index":-0,"delta":{"content":"minus zero"}}]})",
+      R"({"choices":[{"index":18446744073709551615,"delta":{"content":"big"}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"x"}}] /* comment */})",
+  };
+  std::vector<std::string> bodies;
+  for (const auto& c : chunks) bodies.push_back("data: " + c + "\n\ndata: [DONE]\n\n");
+  // A tool call pending when a plain chunk finishes the choice.
+  bodies.push_back("data: " + chunks[27] + "\n\ndata: " + chunks[3] + "\n\ndata: " + chunks[0] +
+                   "\n\ndata: [DONE]\n\n");
+  // A character split across two plain chunks.
+  bodies.push_back(delta("\"\xF0\x9F\"") + delta("\"\x98\x80!\"") + "data: [DONE]\n\n");
+  for (const auto& b : bodies) EXPECT_EQ(outcome(b, true), outcome(b, false)) << b;
+  // The plain ones did take the fast path (else this compares the value path with itself).
+  for (std::size_t i : {0, 1, 2, 3, 4, 5, 26, 28, 29, 30, 31, 32, 42, 45}) {
+    SseChunkParser p;
+    std::vector<StreamItem> out;
+    p.feed(bodies[i], out);
+    EXPECT_EQ(p.fast_chunks(), 1u) << chunks[i];
+  }
+
+  // Random damage to a real chunk: bytes replaced, dropped or repeated.
+  std::mt19937 rng(20261125);
+  const std::string base = chunks[1];
+  const std::string alphabet = "{}[]\":,0123456789 -.eEnultrufasx\\";
+  for (int i = 0; i < 20000; ++i) {
+    std::string c = base;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t at = rng() % c.size();
+      switch (rng() % 3) {
+        case 0: c[at] = alphabet[rng() % alphabet.size()]; break;
+        case 1: c.erase(at, 1); break;
+        default: c.insert(at, 1, c[at]); break;
+      }
+    }
+    const std::string b = "data: " + c + "\n\ndata: [DONE]\n\n";
+    ASSERT_EQ(outcome(b, true), outcome(b, false)) << b;
+  }
 }
 
 }  // namespace
