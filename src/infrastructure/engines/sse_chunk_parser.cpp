@@ -107,7 +107,7 @@ class CommonChunk {
     if (depth_ == 0) {
       w = Where::top;
     } else {
-      switch (value_at(ec)) {
+      switch (value_at()) {
         case Slot::choice: w = Where::choice; break;
         case Slot::delta: w = Where::delta; break;
         case Slot::skip: break;
@@ -119,7 +119,7 @@ class CommonChunk {
   bool on_object_end(std::size_t, boost::system::error_code&) { return pop(); }
   bool on_array_begin(boost::system::error_code& ec) {
     if (depth_ == 0) return stop(ec);
-    const Slot s = value_at(ec);
+    const Slot s = value_at();
     if (s == Slot::choices) return push(Where::choices, ec);
     if (s != Slot::skip) return stop(ec);
     return push(Where::other, ec);
@@ -158,7 +158,7 @@ class CommonChunk {
 
   bool on_string_part(json::string_view s, std::size_t, boost::system::error_code& ec) {
     if (depth_ == 0) return stop(ec);
-    if (string_ == Slot::none) string_ = value_at(ec);
+    if (string_ == Slot::none) string_ = value_at();
     if (string_ == Slot::content) content.append(s.data(), s.size());
     else if (string_ == Slot::finish) finished = true;
     else if (string_ != Slot::skip) return stop(ec);
@@ -182,7 +182,7 @@ class CommonChunk {
   bool on_bool(bool, boost::system::error_code& ec) { return scalar(ec, false); }
   bool on_null(boost::system::error_code& ec) {
     if (depth_ == 0) return stop(ec);
-    switch (value_at(ec)) {  // null: as if the key were absent, but for an index or a choice
+    switch (value_at()) {  // null: as if the key were absent, but for an index or a choice
       case Slot::index:
       case Slot::choice:
       case Slot::refuse: return stop(ec);
@@ -201,7 +201,7 @@ class CommonChunk {
   enum class Slot : unsigned char { none, skip, choices, choice, index, delta, finish, content, nullable, refuse };
 
   Where where() const { return depth_ == 0 ? Where::other : stack_[depth_ - 1]; }
-  Slot value_at(boost::system::error_code&) {
+  Slot value_at() {
     const Where w = where();
     const Key k = key_;
     key_ = Key::none;
@@ -222,7 +222,7 @@ class CommonChunk {
   bool scalar(boost::system::error_code& ec, bool zero) {
     if (depth_ == 0) return stop(ec);
     const bool index = key_ == Key::index;
-    const Slot s = value_at(ec);
+    const Slot s = value_at();
     if (s == Slot::skip || (index && zero)) return true;
     if (s == Slot::finish) {
       finished = true;

@@ -102,23 +102,31 @@ void PgEventBus::wait_wake(int timeout_ms) {
 }
 
 void PgEventBus::dispatch(const Connection::Notification& n) {
-  for (std::size_t i = 0; i < kChannels.size(); ++i)
-    if (n.channel == kChannels[i]) received_[i].fetch_add(1, std::memory_order_relaxed);
-  if (n.channel == "chatbot_events") {
-    std::string instance;
-    bool all = false;
-    std::vector<app::RemoteEventFeed::Change> changes;
-    if (!parse_events(n.payload, instance, all, changes) || instance == instance_) return;
-    if (all)
-      h_.catch_up();
-    else
-      h_.events(changes);
-  } else if (n.channel == "chatbot_runs") {
-    if (n.payload != instance_) h_.runs_queued();
-  } else if (n.channel == "chatbot_cancel") {
-    h_.cancel(n.payload);  // also our own: the run may have been claimed here meanwhile
-  } else if (n.channel == "chatbot_webhooks") {
-    if (n.payload != instance_ && h_.webhooks_queued) h_.webhooks_queued();
+  std::size_t channel = 0;
+  while (channel < kChannels.size() && n.channel != kChannels[channel]) ++channel;
+  if (channel == kChannels.size()) return;  // not one of ours
+  received_[channel].fetch_add(1, std::memory_order_relaxed);
+  switch (channel) {
+    case events_channel: {
+      std::string instance;
+      bool all = false;
+      std::vector<app::RemoteEventFeed::Change> changes;
+      if (!parse_events(n.payload, instance, all, changes) || instance == instance_) return;
+      if (all)
+        h_.catch_up();
+      else
+        h_.events(changes);
+      break;
+    }
+    case runs_channel:
+      if (n.payload != instance_) h_.runs_queued();
+      break;
+    case cancel_channel:
+      h_.cancel(n.payload);  // also our own: the run may have been claimed here meanwhile
+      break;
+    case webhooks_channel:
+      if (n.payload != instance_ && h_.webhooks_queued) h_.webhooks_queued();
+      break;
   }
 }
 

@@ -62,9 +62,11 @@ class PgEventBus final : public app::EventBus {
 
   bool connected() const { return connected_.load(); }
   std::uint64_t reconnects() const { return reconnects_.load(); }
-  /// Notifications received since start on each channel (ours included), in kChannels order.
+  /// The channels, indexed by Channel.
+  enum Channel : std::size_t { events_channel, runs_channel, cancel_channel, webhooks_channel };
   static constexpr std::array<const char*, 4> kChannels = {"chatbot_events", "chatbot_runs",
                                                            "chatbot_cancel", "chatbot_webhooks"};
+  /// Notifications received since start on each channel (ours included).
   std::uint64_t received(std::size_t channel) const { return received_[channel].load(); }
 
   /// Parses a chatbot_events payload; false when it is not one (or names no run). `all`: "*".
