@@ -32,7 +32,7 @@ struct HttpServer::Impl {
         ctx{svc, db, &m, o.max_json_depth, o.max_json_string_bytes, o.cors, o.auth},
         log(lg),
         opts(o),
-        acceptor(io_),
+        acceptor(asio::make_strand(io_)),
         open_streams(streams),
         open_connections(connections),
         metrics(m) {}
@@ -41,6 +41,7 @@ struct HttpServer::Impl {
   HandlerContext ctx;
   app::Logger& log;
   ServerOptions opts;
+  // On a strand: the accept loop and stop()'s close run on any io thread, never at once.
   tcp::acceptor acceptor;
   std::atomic<std::size_t>& open_streams;
   std::atomic<std::size_t>& open_connections;
