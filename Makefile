@@ -25,6 +25,7 @@ help:
 	@echo "make torture   100 kill -9 / restart cycles under load, SQLite and PostgreSQL; 1,000 + 10,000 abusive clients"
 	@echo "make bench      the benchmark (~10 min; PEER=http://127.0.0.1:8001 adds a peer): bench/README.md"
 	@echo "make bench-db   the event log alone: group commit vs one transaction per event (~1 min)"
+	@echo "make bench-openai  the openai engine's overhead per chunk against the direct stream (~2 min)"
 
 deps:
 	@scripts/install-deps
@@ -108,6 +109,21 @@ bench: deps-test configure
 	python3 scripts/bench.py --build-dir $(RELEASE_DIR) $(if $(PEER),--peer $(PEER)) \
 	  $(if $(PEER_DIR),--peer-dir $(PEER_DIR)) $(BENCH_ARGS)
 	python3 scripts/db-bench.py --build-dir $(RELEASE_DIR) $(DB_BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-openai
+
+# The openai engine's overhead per chunk (issue 5's target: p99 added latency <= 0.5 ms), ~2 min:
+# the fake upstream flat out (10,000 chunks) and at 1,000 chunks/s, each with SQLite's `full`
+# (the default) and `normal`; every run measures the direct path and a byte relay beside the
+# service (tests/fake_openai/measure_overhead.py, bench/README.md).
+OVERHEAD := CHATBOT_BIN=$(RELEASE_DIR)/chatbot FAKE_OPENAI_BIN=$(RELEASE_DIR)/fake_openai \
+  python3 tests/fake_openai/measure_overhead.py
+.PHONY: bench-openai
+bench-openai: deps-test configure
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target chatbot fake_openai stamp_reader byte_relay
+	$(OVERHEAD) 10000 --runs 3
+	$(OVERHEAD) 10000 --runs 3 --sqlite-synchronous normal
+	$(OVERHEAD) 5000 --rate 1000 --runs 2
+	$(OVERHEAD) 5000 --rate 1000 --runs 2 --sqlite-synchronous normal
 
 # The event log alone (~1 min): events persisted/s through the Database port, group commit
 # against one transaction per event, SQLite (FULL, NORMAL) and PostgreSQL (bench/README.md).
