@@ -74,6 +74,7 @@ SqliteDatabase::SqliteDatabase(SqliteOptions opts) : opts_(std::move(opts)) {
     sqlite3_wal_hook(writer_conn_->raw(), &SqliteDatabase::on_wal_commit, this);
     checkpointer_ = std::thread([this] {
       name_this_thread("sqlite-checkpoint");
+      lower_this_thread_priority();  // its page copying must not delay the writer or io threads
       checkpoint_loop();
     });
   }
