@@ -25,7 +25,7 @@ help:
 	@echo "make torture   100 kill -9 / restart cycles under load, SQLite and PostgreSQL; 1,000 + 10,000 abusive clients"
 	@echo "make bench      the benchmark (~10 min; PEER=http://127.0.0.1:8001 adds a peer): bench/README.md"
 	@echo "make bench-db   the event log alone: group commit vs one transaction per event (~1 min)"
-	@echo "make bench-openai  the openai engine's overhead per chunk against the direct stream (~2 min)"
+	@echo "make bench-openai  the openai engine's overhead per chunk against the direct stream (~1 min)"
 
 deps:
 	@scripts/install-deps
@@ -111,7 +111,7 @@ bench: deps-test configure
 	python3 scripts/db-bench.py --build-dir $(RELEASE_DIR) $(DB_BENCH_ARGS)
 	$(MAKE) --no-print-directory bench-openai
 
-# The openai engine's overhead per chunk (issue 5's target: p99 added latency <= 0.5 ms), ~2 min:
+# The openai engine's overhead per chunk (issue 5's target: p99 added latency <= 0.5 ms), ~1 min:
 # the fake upstream flat out (10,000 chunks) and at 1,000 chunks/s, each with SQLite's `full`
 # (the default) and `normal`; every run measures the direct path and a byte relay beside the
 # service (tests/fake_openai/measure_overhead.py, bench/README.md).

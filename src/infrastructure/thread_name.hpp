@@ -20,8 +20,8 @@ inline void name_this_thread(std::string name) {
 /// Makes the calling thread yield the CPU to the others (nice 19, which any thread may set; it
 /// still runs whenever a CPU is free). For background upkeep whose bursts of work would
 /// otherwise take a core from the latency-critical threads: SQLite's checkpointer copies
-/// thousands of pages at a time, and on two cores that alone tripled the p99 latency per chunk of
-/// a 10,000-chunk/s stream (bench/README.md, "where the 10,000/s tail comes from").
+/// thousands of pages at a time, and on two cores that raised the p99 latency per chunk of a
+/// 10,000-chunk/s stream by 60 % or more (bench/README.md, "where the 10,000/s tail comes from").
 inline void lower_this_thread_priority() {
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
 }

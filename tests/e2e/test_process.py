@@ -1,6 +1,7 @@
 """The server's threads as the operating system sees them (/proc/PID/task): what runs at which
 priority. SQLite's checkpointer yields the CPU to the rest (nice 19): its bursts of page copying
-tripled the p99 latency per chunk of a 10,000-chunk/s stream on two cores (bench/README.md)."""
+raised the p99 latency per chunk of a 10,000-chunk/s stream on two cores by 60 % or more
+(bench/README.md)."""
 import os
 import tempfile
 import unittest
