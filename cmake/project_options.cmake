@@ -27,7 +27,7 @@ if(CHAT_FUZZ)
     -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
   target_link_options(chat_sanitizers INTERFACE -fsanitize=address,undefined)
 elseif(CHAT_TSAN)
-  target_compile_options(chat_sanitizers INTERFACE -fsanitize=thread -fno-omit-frame-pointer -g)
+  target_compile_options(chat_sanitizers INTERFACE -fsanitize=thread -fno-omit-frame-pointer -g1)
   target_link_options(chat_sanitizers INTERFACE -fsanitize=thread)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # -Wno-tsan: Asio's std_fenced_block uses std::atomic_thread_fence, which TSan does not

@@ -542,6 +542,18 @@ class Server:
         if not os.path.isfile(binary):
             raise AssertionError("chatbot binary not found at %s (build it with `make build`, or set "
                                  "CHATBOT_BIN)" % binary)
+        # The free port is chosen before the server binds it: a test running beside this one
+        # (ctest -j) may take it meanwhile. Only that failure is retried, on another port.
+        for attempt in range(5):
+            try:
+                return self._start_once()
+            except AssertionError:
+                if attempt == 4 or self.proc is None or self.proc.poll() is None or \
+                        "Address already in use" not in self.stderr_text():
+                    raise
+                self.stop()
+
+    def _start_once(self):
         self.generation += 1
         self.port = free_port()
         self.stdout_path = os.path.join(self.tmpdir, "stdout.%d.log" % self.generation)
