@@ -94,34 +94,24 @@ Task<Result<CreateUserOutcome>> ChatService::create_user(std::string name) {
   });
 }
 
-Task<std::optional<std::int64_t>> ChatService::authenticate(std::string api_key) {
-  if (!keys_ || api_key.empty()) co_return std::nullopt;
+Task<ChatService::Access> ChatService::access(std::string api_key, OwnedBy what,
+                                              std::string id) {
+  if (!keys_ || api_key.empty()) co_return Access{};
   const auto hash = keys_->hash(api_key);
-  auto u = co_await db_.read(
-      [&](domain::Repositories& r) { return r.users.find_by_api_key_hash(hash); });
-  if (!u) co_return std::nullopt;
-  co_return u->id;
-}
-
-Task<std::optional<std::int64_t>> ChatService::thread_owner(std::string thread_id) {
-  auto id = normalize_id(thread_id);
-  if (!id) co_return std::nullopt;
-  co_return co_await db_.read([&](domain::Repositories& r) -> std::optional<std::int64_t> {
-    auto t = r.threads.find(*id);
-    if (!t) return std::nullopt;
-    return t->user_id;
-  });
-}
-
-Task<std::optional<std::int64_t>> ChatService::run_owner(std::string run_id) {
-  auto id = normalize_id(run_id);
-  if (!id) co_return std::nullopt;
-  co_return co_await db_.read([&](domain::Repositories& r) -> std::optional<std::int64_t> {
-    auto run = r.runs.find(*id);
-    if (!run) return std::nullopt;
-    auto t = r.threads.find(run->thread_id);
-    if (!t) return std::nullopt;
-    return t->user_id;
+  std::optional<std::string> key;
+  if (what != OwnedBy::nothing) key = normalize_id(id);
+  co_return co_await db_.read([&](domain::Repositories& r) {
+    Access a;
+    if (auto u = r.users.find_by_api_key_hash(hash)) a.caller = u->id;
+    if (!a.caller || !key) return a;
+    std::optional<std::string> thread_id = *key;
+    if (what == OwnedBy::run) {
+      auto run = r.runs.find(*key);
+      thread_id = run ? std::optional<std::string>(run->thread_id) : std::nullopt;
+    }
+    if (thread_id)
+      if (auto t = r.threads.find(*thread_id)) a.owner = t->user_id;
+    return a;
   });
 }
 

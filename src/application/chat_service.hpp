@@ -136,11 +136,15 @@ class ChatService {
   /// canceled queued run queues its delivery. `outbox` must outlive the service; call before
   /// serving.
   void set_webhooks(WebhookOutbox& outbox) { webhooks_ = &outbox; }
-  /// The user an API key belongs to, if any.
-  Task<std::optional<std::int64_t>> authenticate(std::string api_key);
-  /// The owner of a thread / of a run's thread; nullopt when it does not exist.
-  Task<std::optional<std::int64_t>> thread_owner(std::string thread_id);
-  Task<std::optional<std::int64_t>> run_owner(std::string run_id);
+  /// What a request with an API key asks about: nothing owned, a thread or a run (by id).
+  enum class OwnedBy { nothing, thread, run };
+  struct Access {
+    std::optional<std::int64_t> caller;  ///< the key's user; nullopt: no such key
+    std::optional<std::int64_t> owner;   ///< the thread's / run's user; nullopt: no such one
+  };
+  /// The key's user and, when asked, the owner of the thread or of the run's thread: one read
+  /// (a request with a key pays one trip to the database before its own, not two).
+  Task<Access> access(std::string api_key, OwnedBy what, std::string id);
   Task<domain::Result<domain::User>> get_user(std::int64_t user_id);
   Task<domain::Result<ThreadPage>> list_user_threads(std::int64_t user_id,
                                                      std::optional<std::string> before, int limit);

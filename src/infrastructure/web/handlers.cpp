@@ -430,17 +430,13 @@ app::Task<Outcome> dispatch(HandlerContext& ctx, const Request& req,
       // Browsers' EventSource sends no headers: the stream alone takes ?access_token=.
       if (token.empty() && m.id == RouteId::stream_events)
         token = query_param(query, "access_token").value_or("");
-      if (is_api_key_shaped(token)) caller = co_await svc.authenticate(token);
-      if (!caller) {
-        out.response = unauthorized("A valid API key is required");
-        co_return out;
-      }
-      std::optional<std::int64_t> owner;
+      // What the route names, and what it says when that is not the caller's.
+      using OwnedBy = app::ChatService::OwnedBy;
+      OwnedBy what = OwnedBy::nothing;
       const char* missing = nullptr;
       switch (m.id) {
         case RouteId::get_user:
         case RouteId::list_user_threads:
-          owner = user_id_param();
           missing = "User not found";
           break;
         case RouteId::get_thread:
@@ -448,17 +444,30 @@ app::Task<Outcome> dispatch(HandlerContext& ctx, const Request& req,
         case RouteId::list_thread_runs:
         case RouteId::cancel_thread_runs:
         case RouteId::post_message:
-          owner = co_await svc.thread_owner(m.params[0]);
+          what = OwnedBy::thread;
           missing = "Thread not found";
           break;
         case RouteId::get_run:
         case RouteId::cancel_run:
         case RouteId::stream_events:
-          owner = co_await svc.run_owner(m.params[0]);
+          what = OwnedBy::run;
           missing = "Run not found";
           break;
         default:
           break;
+      }
+      std::optional<std::int64_t> owner;
+      if (is_api_key_shaped(token)) {
+        std::string id;
+        if (what != OwnedBy::nothing) id = m.params[0];
+        auto access = co_await svc.access(token, what, std::move(id));
+        caller = access.caller;
+        if (what != OwnedBy::nothing) owner = access.owner;
+        else if (missing) owner = user_id_param();
+      }
+      if (!caller) {
+        out.response = unauthorized("A valid API key is required");
+        co_return out;
       }
       if (missing && owner != caller) {
         out.response = problem(http::status::not_found, missing);
