@@ -17,13 +17,13 @@ CTEST_JOBS ?= 4
 # reports still name file and line): half the compile time of -O2 -g.
 SANITIZER_FLAGS := "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
 
-.PHONY: deps deps-test node-deps build configure run migrate test test-asan test-tsan fuzz fuzz-build fuzz-smoke unit e2e clean help
+.PHONY: deps deps-test node-deps build configure run migrate test test-asan test-tsan asan-build tsan-build fuzz fuzz-build fuzz-smoke unit e2e clean help
 
 help:
 	@echo "make run        build and serve on 127.0.0.1:8000 (SQLite at data/chatbot.db)"
 	@echo "make test       build and run every test"
 	@echo "make test-asan  the test suite on an ASan+UBSan build"
-	@echo "make test-tsan  unit and end-to-end tests on a ThreadSanitizer build"
+	@echo "make test-tsan  the test suite (but browser, abuse and outage drills) on a ThreadSanitizer build"
 	@echo "make fuzz       each libFuzzer target for FUZZ_SECONDS (default 600) s: fuzz/README.md"
 	@echo "make build      build build/release/chatbot"
 	@echo "make up         the seed's stack on http://localhost:8000 (API + PostgreSQL); make down, make psql"
@@ -85,22 +85,29 @@ fuzz-smoke: fuzz-build
 fuzz: fuzz-build
 	fuzz/run $(FUZZ_DIR) $(FUZZ_SECONDS)
 
-# ThreadSanitizer (GCC): the whole suite, in CI too (tsan.supp: the suppressions, each
-# with its reason).
+# ThreadSanitizer (GCC), in CI too (tsan.supp: the suppressions, each with its reason): the
+# whole suite but the browser tests (they test the pages' scripts; the server paths they use
+# are the end-to-end suite's), abuse_smoke and postgres_outage (load and outage drills whose
+# server paths the end-to-end suite, test_scaleout's database restart and postgres_unit cover).
 $(TSAN_DIR)/build.ninja: | $(NODE_STAMP)
 	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(SANITIZER_FLAGS) -DCHAT_TSAN=ON \
 	  -DCHAT_BUILD_BENCH=OFF
 
-test-tsan: deps-test node-deps $(TSAN_DIR)/build.ninja
+tsan-build: deps-test node-deps $(TSAN_DIR)/build.ninja
 	cmake --build $(TSAN_DIR) -j $(JOBS) --target chatbot chat_unit_tests fake_openai
+
+test-tsan: tsan-build
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
-	  ctest --test-dir $(TSAN_DIR) --output-on-failure --timeout 1200 -j $(CTEST_JOBS)
+	  ctest --test-dir $(TSAN_DIR) --output-on-failure --timeout 1200 -j $(CTEST_JOBS) \
+	  -E '^(browser[.].*|abuse_smoke|postgres_outage)$$'
 
 $(ASAN_DIR)/build.ninja: | $(NODE_STAMP)
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(SANITIZER_FLAGS) -DCHAT_SANITIZE=ON
 
-test-asan: deps-test node-deps $(ASAN_DIR)/build.ninja
+asan-build: deps-test node-deps $(ASAN_DIR)/build.ninja
 	cmake --build $(ASAN_DIR) -j $(JOBS)
+
+test-asan: asan-build
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_DIR) --output-on-failure --timeout 900 -j $(CTEST_JOBS)
 
