@@ -74,9 +74,10 @@ class SqliteStorageFaultsTest(unittest.TestCase):
         streaming = srv.post_message(tid, " ".join("w%d" % i for i in range(60)))
         srv.wait_run(streaming["run_id"], statuses=("running",))
 
-        # Fill the filesystem to the last byte.
+        # Fill the filesystem to the last byte. Unbuffered: a buffered file's close() would
+        # flush what the last write left in its buffer and raise ENOSPC outside the try.
         ballast = srv.path("ballast")
-        with open(ballast, "wb") as f:
+        with open(ballast, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 65536)
@@ -84,7 +85,7 @@ class SqliteStorageFaultsTest(unittest.TestCase):
             except OSError as e:
                 self.assertEqual(e.errno, errno.ENOSPC)
         try:
-            with open(ballast, "ab") as f:
+            with open(ballast, "ab", buffering=0) as f:
                 while True:
                     f.write(b"\0" * 512)
                     f.flush()
