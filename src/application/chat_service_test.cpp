@@ -229,6 +229,58 @@ TEST(ListUserThreads, BadArgumentsAndUnknownUser) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Access (API keys): the key's user and the owner of what the request names
+
+// Keys "key-1", "key-2", ...; the stored form only has to differ from the key.
+class CountingKeys final : public KeyService {
+ public:
+  std::string new_key() override { return "key-" + std::to_string(++n_); }
+  std::string hash(const std::string& key) override { return "hash:" + key; }
+
+ private:
+  int n_ = 0;
+};
+
+TEST(Access, NamesTheCallerAndTheOwnerOfAThreadOrARun) {
+  ServiceHarness h;
+  h.scheduler().shutdown();  // the run stays queued: only its row matters here
+  CountingKeys keys;
+  h.service().set_key_service(keys);
+  auto alice = h.sync(h.service().create_user("alice"));
+  auto bob = h.sync(h.service().create_user("bob"));
+  ASSERT_TRUE(alice.ok() && bob.ok());
+  ASSERT_TRUE(alice->api_key && bob->api_key);
+  auto t = h.sync(h.service().create_thread(alice->user.id, std::nullopt));
+  ASSERT_TRUE(t.ok());
+  auto p = h.sync(h.service().post_message(t->id, "hi", std::nullopt));
+  ASSERT_TRUE(p.ok());
+  using OwnedBy = ChatService::OwnedBy;
+  auto access = [&](const std::string& key, OwnedBy what, const std::string& id) {
+    return h.sync(h.service().access(key, what, id));
+  };
+
+  auto a = access(*alice->api_key, OwnedBy::thread, t->id);
+  EXPECT_EQ(a.caller, alice->user.id);
+  EXPECT_EQ(a.owner, alice->user.id);
+  a = access(*bob->api_key, OwnedBy::run, p->run_id);  // another user's run: its owner
+  EXPECT_EQ(a.caller, bob->user.id);
+  EXPECT_EQ(a.owner, alice->user.id);
+  a = access(*bob->api_key, OwnedBy::nothing, "");
+  EXPECT_EQ(a.caller, bob->user.id);
+  EXPECT_EQ(a.owner, std::nullopt);
+  // Nothing of that id, or not an id at all: no owner.
+  a = access(*alice->api_key, OwnedBy::run, t->id);  // a thread's id is no run's
+  EXPECT_EQ(a.caller, alice->user.id);
+  EXPECT_EQ(a.owner, std::nullopt);
+  a = access(*alice->api_key, OwnedBy::thread, "not-an-id");
+  EXPECT_EQ(a.owner, std::nullopt);
+  // An unknown key: no caller, and the owner is not looked up for it.
+  a = access("key-99", OwnedBy::thread, t->id);
+  EXPECT_EQ(a.caller, std::nullopt);
+  EXPECT_EQ(a.owner, std::nullopt);
+}
+
+// ---------------------------------------------------------------------------------------------
 // PostMessageCreateRun
 
 TEST(PostMessageCreateRun, StoresUserMessageAndQueuedRunInOneWrite) {
